@@ -1,0 +1,100 @@
+"""The one place that decides where the platform runs and where its data lives.
+
+``SMSPARK_ENV`` selects ``local`` (the default: an embedded local stack on this machine) or ``aws``.
+Every configuration value, metadata value and API request speaks ``s3://bucket/key`` URIs; in the
+local environment :func:`resolve_uri` maps them to files under ``<root>/s3/<bucket>/<key>``.
+Nothing else in the project reads these environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from urllib.parse import urlparse
+
+ENV_VAR = "SMSPARK_ENV"
+ROOT_VAR = "SMSPARK_ROOT"
+BUCKET_VAR = "SMSPARK_BUCKET"
+REGION_VAR = "AWS_REGION"
+
+DEFAULT_BUCKET = "smspark-demo"
+DEFAULT_REGION = "us-east-1"
+
+
+class Environment(str, Enum):
+    LOCAL = "local"
+    AWS = "aws"
+
+
+def get_environment() -> Environment:
+    """The environment named by ``SMSPARK_ENV`` (``local`` when unset)."""
+    raw = os.environ.get(ENV_VAR, Environment.LOCAL.value).strip().lower()
+    try:
+        return Environment(raw)
+    except ValueError:
+        allowed = ", ".join(e.value for e in Environment)
+        raise ValueError(f"{ENV_VAR}={raw!r} is not an environment; allowed: {allowed}") from None
+
+
+def is_local() -> bool:
+    return get_environment() is Environment.LOCAL
+
+
+def project_root() -> Path:
+    """The state root of the local stack (``SMSPARK_ROOT``, default ``./.smspark``), absolute."""
+    return Path(os.environ.get(ROOT_VAR, ".smspark")).expanduser().resolve()
+
+
+def local_s3_root() -> Path:
+    return project_root() / "s3"
+
+
+def default_bucket() -> str:
+    return os.environ.get(BUCKET_VAR, DEFAULT_BUCKET)
+
+
+def region() -> str:
+    return os.environ.get(REGION_VAR) or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; refuses anything that is not an S3 URI."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("s3", "s3a", "s3n") or not parsed.netloc:
+        raise ValueError(f"not an S3 URI: {uri!r} (expected s3://<bucket>/<key>)")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def s3_uri(bucket: str, *parts: str) -> str:
+    key = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+    return f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+
+
+def local_path(uri: str, root: Path | None = None) -> Path:
+    """The file or directory that stands for ``uri`` in the local object store."""
+    bucket, key = split_s3_uri(uri)
+    base = (root or local_s3_root()) / bucket
+    path = (base / key).resolve() if key else base
+    if base.resolve() not in (path, *path.parents):
+        raise ValueError(f"S3 key escapes its bucket: {uri!r}")
+    return path
+
+
+def uri_for_local_path(path: Path, root: Path | None = None) -> str:
+    """Inverse of :func:`local_path`."""
+    rel = Path(path).resolve().relative_to((root or local_s3_root()).resolve())
+    bucket, *key = rel.parts
+    return s3_uri(bucket, *key)
+
+
+def resolve_uri(uri: str) -> str:
+    """What a reader or writer (Spark, pyarrow, DuckDB) should open for ``uri`` in this environment.
+
+    ``aws``: the URI itself. ``local``: the absolute local path. Non-S3 paths pass through unchanged.
+    """
+    if not uri.startswith(("s3://", "s3a://", "s3n://")):
+        return uri
+    if get_environment() is Environment.AWS:
+        return uri
+    return str(local_path(uri))

@@ -1,0 +1,1 @@
+"""The SageMaker side of the platform: images, hyperparameters, wire formats, serializers and deserializers."""
