@@ -98,3 +98,8 @@ def resolve_uri(uri: str) -> str:
     if get_environment() is Environment.AWS:
         return uri
     return str(local_path(uri))
+
+
+def partitions_start() -> str:
+    """First day of the daily partitions (``SMSPARK_PARTITIONS_START``, default 2026-10-01)."""
+    return os.environ.get("SMSPARK_PARTITIONS_START", "2026-10-01")

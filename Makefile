@@ -1,0 +1,46 @@
+# The README's commands. Everything installs into .venv; the local stack keeps its state in .smspark/.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.smspark/dagster
+
+# Demo size for `make run`; e.g. `make run DAYS=3 ROWS=5000`.
+DAYS ?= 14
+ROWS ?= 20000
+
+.PHONY: install run test dev stop bench check-java clean
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "error: Java 17 or newer is required by Spark (pyspark 4)."; \
+	  echo "       Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless"; \
+	  echo "       macOS:         brew install openjdk@17"; exit 1; }
+
+$(STAMP): pyproject.toml setup.cfg
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: check-java $(STAMP)
+
+run: install
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/smspark run --days $(DAYS) --rows $(ROWS)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+dev: install
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+stop:
+	@if [ -x $(BIN)/smspark ]; then $(BIN)/smspark local stop; else echo "nothing to stop (.venv not installed)"; fi
+
+bench: install
+	$(BIN)/python benchmarks/scoring.py
+
+clean: stop
+	rm -rf .smspark

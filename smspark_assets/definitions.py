@@ -1,0 +1,38 @@
+"""The one Definitions object of the code location; resources are chosen by SMSPARK_ENV."""
+
+import dagster as dg
+
+from smspark_assets.assets.features import credit_features
+from smspark_assets.assets.outputs import credit_model_performance, credit_scores_dynamodb
+from smspark_assets.assets.raw import raw_credit_applications
+from smspark_assets.assets.scoring import credit_scores
+from smspark_assets.assets.serving import credit_default_endpoint
+from smspark_assets.assets.training import credit_default_model, credit_training_channels
+from smspark_assets.jobs import daily_scoring_job, training_job
+from smspark_assets.resources.by_environment import resources_for
+from smspark_assets.schedules import weekly_training_schedule
+from smspark_assets.sensors import raw_applications_sensor
+
+ASSETS = [
+    raw_credit_applications,
+    credit_features,
+    credit_training_channels,
+    credit_default_model,
+    credit_default_endpoint,
+    credit_scores,
+    credit_scores_dynamodb,
+    credit_model_performance,
+]
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=ASSETS,
+        jobs=[daily_scoring_job, training_job],
+        sensors=[raw_applications_sensor],
+        schedules=[weekly_training_schedule],
+        resources=resources_for(),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,42 @@
+"""Deterministic SageMaker resource names.
+
+A training job name is derived from what determines the model (data fingerprint, image,
+hyperparameters), so materializing twice with nothing changed adopts the completed job instead of
+training again. Names satisfy SageMaker's pattern ``^[a-zA-Z0-9](-*[a-zA-Z0-9])*`` and 63 characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+MAX_NAME = 63
+_INVALID = re.compile(r"[^a-zA-Z0-9-]+")
+
+
+def sanitize(name: str) -> str:
+    """Replace characters SageMaker refuses (``_``, ``.``, ``/``...) with ``-`` and trim dashes."""
+    cleaned = re.sub(r"-{2,}", "-", _INVALID.sub("-", name)).strip("-")
+    if not cleaned:
+        raise ValueError(f"cannot make a SageMaker name from {name!r}")
+    return cleaned
+
+
+def content_hash(*parts: Any, length: int = 12) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def deterministic_name(prefix: str, *parts: Any, suffix: str = "") -> str:
+    """``<prefix>-<hash of parts>[-suffix]``, the prefix truncated so the whole fits in 63 characters."""
+    tail = "-" + content_hash(*parts) + (f"-{sanitize(suffix)}" if suffix else "")
+    head = sanitize(prefix)[: MAX_NAME - len(tail)].rstrip("-")
+    return head + tail
+
+
+def derived_name(base: str, suffix: str) -> str:
+    """``<base>-<suffix>`` within 63 characters (e.g. an endpoint config named after its model)."""
+    tail = "-" + sanitize(suffix)
+    return sanitize(base)[: MAX_NAME - len(tail)].rstrip("-") + tail

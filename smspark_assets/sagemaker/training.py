@@ -1,0 +1,169 @@
+"""Training jobs and models through the SageMaker API (AWS or the local stack alike).
+
+Jobs are named deterministically; a completed job with the same name is adopted, a running one is
+re-attached to, and a failed one is retried under the next attempt suffix (names are unique forever).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from botocore.exceptions import ClientError
+
+from smspark_assets.sagemaker.naming import deterministic_name
+
+MAX_ATTEMPTS = 3
+
+
+class TrainingJobFailed(RuntimeError):
+    """The training job ended Failed or Stopped; the message carries SageMaker's FailureReason."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    uri: str
+    content_type: str
+    distribution: str = "FullyReplicated"
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    name_prefix: str
+    image: str
+    role_arn: str
+    hyperparameters: Mapping[str, str]
+    channels: Mapping[str, Channel]
+    output_uri: str
+    data_fingerprint: str
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+    volume_gb: int = 30
+    max_runtime_seconds: int = 3600
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def job_name(self, attempt: int = 1) -> str:
+        return deterministic_name(
+            self.name_prefix, self.image, dict(self.hyperparameters), self.data_fingerprint,
+            {k: (c.content_type, c.distribution) for k, c in sorted(self.channels.items())},
+            suffix="" if attempt == 1 else f"r{attempt}",
+        )
+
+    def create_kwargs(self, job_name: str) -> dict[str, Any]:
+        return {
+            "TrainingJobName": job_name,
+            "AlgorithmSpecification": {"TrainingImage": self.image, "TrainingInputMode": "File"},
+            "RoleArn": self.role_arn,
+            "HyperParameters": {k: str(v) for k, v in self.hyperparameters.items()},
+            "InputDataConfig": [
+                {
+                    "ChannelName": name,
+                    "ContentType": ch.content_type,
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": ch.uri,
+                                                    "S3DataDistributionType": ch.distribution}},
+                }
+                for name, ch in self.channels.items()
+            ],
+            "OutputDataConfig": {"S3OutputPath": self.output_uri},
+            "ResourceConfig": {"InstanceType": self.instance_type, "InstanceCount": self.instance_count,
+                               "VolumeSizeInGB": self.volume_gb},
+            "StoppingCondition": {"MaxRuntimeInSeconds": self.max_runtime_seconds},
+            "Tags": [{"Key": k, "Value": v} for k, v in self.tags.items()],
+        }
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    job_name: str
+    status: str
+    model_artifacts: str
+    metrics: dict[str, float]
+    hyperparameters: dict[str, str]
+    training_seconds: float
+    billable_seconds: int | None
+    adopted: bool
+    image: str
+
+
+def describe_job(sm, name: str) -> dict[str, Any] | None:
+    try:
+        return sm.describe_training_job(TrainingJobName=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+            return None
+        raise
+
+
+def _wait(sm, name: str, poll_seconds: float) -> dict[str, Any]:
+    waiter = sm.get_waiter("training_job_completed_or_stopped")
+    try:
+        waiter.wait(TrainingJobName=name,
+                    WaiterConfig={"Delay": max(1, int(poll_seconds)), "MaxAttempts": 100000})
+    except Exception:  # the waiter raises on Failed; describe below tells why
+        pass
+    return sm.describe_training_job(TrainingJobName=name)
+
+
+def _result(desc: Mapping[str, Any], adopted: bool) -> TrainingResult:
+    start, end = desc.get("TrainingStartTime"), desc.get("TrainingEndTime")
+    seconds = (end - start).total_seconds() if start and end else 0.0
+    return TrainingResult(
+        job_name=desc["TrainingJobName"],
+        status=desc["TrainingJobStatus"],
+        model_artifacts=desc.get("ModelArtifacts", {}).get("S3ModelArtifacts", ""),
+        metrics={m["MetricName"]: float(m["Value"]) for m in desc.get("FinalMetricDataList", [])},
+        hyperparameters=dict(desc.get("HyperParameters", {})),
+        training_seconds=seconds,
+        billable_seconds=desc.get("BillableTimeInSeconds"),
+        adopted=adopted,
+        image=desc["AlgorithmSpecification"]["TrainingImage"],
+    )
+
+
+def run_training_job(sm, request: TrainingRequest, poll_seconds: float = 30.0,
+                     log: Callable[[str], None] = print) -> TrainingResult:
+    """Train (or adopt) the job that ``request`` determines, and wait until it ends."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        name = request.job_name(attempt)
+        desc = describe_job(sm, name)
+        if desc is not None:
+            status = desc["TrainingJobStatus"]
+            if status == "Completed":
+                log(f"adopting completed training job {name}")
+                return _result(desc, adopted=True)
+            if status in ("InProgress", "Stopping"):
+                log(f"re-attaching to running training job {name}")
+                desc = _wait(sm, name, poll_seconds)
+                if desc["TrainingJobStatus"] == "Completed":
+                    return _result(desc, adopted=True)
+            log(f"training job {name} ended {desc['TrainingJobStatus']}: {desc.get('FailureReason', '')}; retrying")
+            continue
+        started = time.monotonic()
+        log(f"creating training job {name}")
+        sm.create_training_job(**request.create_kwargs(name))
+        desc = _wait(sm, name, poll_seconds)
+        if desc["TrainingJobStatus"] != "Completed":
+            raise TrainingJobFailed(
+                f"training job {name} ended {desc['TrainingJobStatus']}: "
+                f"{desc.get('FailureReason', 'no reason given')}")
+        log(f"training job {name} completed in {time.monotonic() - started:.1f}s")
+        return _result(desc, adopted=False)
+    raise TrainingJobFailed(f"{MAX_ATTEMPTS} attempts of {request.job_name()} failed; see their FailureReason")
+
+
+def ensure_model(sm, model_name: str, image: str, model_data_url: str, role_arn: str,
+                 environment: Mapping[str, str] | None = None) -> bool:
+    """Create the SageMaker model unless it exists; returns True when created."""
+    try:
+        sm.describe_model(ModelName=model_name)
+        return False
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
+            raise
+    sm.create_model(
+        ModelName=model_name,
+        PrimaryContainer={"Image": image, "ModelDataUrl": model_data_url, "Environment": dict(environment or {})},
+        ExecutionRoleArn=role_arn,
+    )
+    return True

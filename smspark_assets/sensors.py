@@ -1,0 +1,47 @@
+"""Sensors: new raw days in S3 start the daily flow."""
+
+
+import json
+
+import dagster as dg
+
+from smspark_assets.assets.raw import RAW_APPLICATIONS
+from smspark_assets.jobs import daily_scoring_job
+from smspark_assets.layout import layout
+from smspark_assets.partitions import daily_partitions
+from smspark_assets.resources.storage import ObjectStoreResource
+
+# Enough for a backfill of a quarter in one tick, small enough to stay far inside the tick timeout.
+MAX_DAYS_PER_TICK = 90
+
+
+@dg.sensor(job=daily_scoring_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def raw_applications_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource
+                            ) -> dg.SensorResult | dg.SkipReason:
+    """Finds `dt=` folders that landed since the last tick (the listing starts after the last day seen,
+    so a tick never re-lists what it already saw), records them on the raw asset and asks for their runs."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    last_seen = cursor.get("last_dt")
+    folders = store.list_prefixes(layout().raw, start_after=f"dt={last_seen}" if last_seen else None)
+    valid_days = set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+    landed: list[tuple[str, int, int]] = []
+    for folder in folders[:MAX_DAYS_PER_TICK]:
+        if not folder.startswith("dt="):
+            continue
+        day = folder[3:]
+        objects = [o for o in store.list_objects(f"{layout().raw}/{folder}") if o.uri.endswith(".csv")]
+        if not objects:
+            break  # the folder exists but nothing complete landed yet: look again next tick
+        if day not in valid_days:
+            context.log.warning(f"ignoring {folder}: not a day of the partitions ({daily_partitions.start:%Y-%m-%d} on)")
+            continue
+        landed.append((day, len(objects), sum(o.size for o in objects)))
+    if not landed:
+        return dg.SkipReason(f"no new day under {layout().raw} after {last_seen or 'the beginning'}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=day, run_key=f"raw-{day}") for day, _, _ in landed],
+        asset_events=[dg.AssetMaterialization(asset_key=RAW_APPLICATIONS, partition=day,
+                                              metadata={"files": files, "bytes": size})
+                      for day, files, size in landed],
+        cursor=json.dumps({"last_dt": landed[-1][0]}),
+    )
