@@ -18,7 +18,7 @@ MAX_DAYS_PER_TICK = 90
 @dg.sensor(job=daily_scoring_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def raw_applications_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource
                             ) -> dg.SensorResult | dg.SkipReason:
-    """Finds `dt=` folders that landed since the last tick (the listing starts after the last day seen,
+    """Finds complete `dt=` folders (with `_SUCCESS`) that landed since the last tick (the listing starts after the last day seen,
     so a tick never re-lists what it already saw), records them on the raw asset and asks for their runs."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     last_seen = cursor.get("last_dt")
@@ -29,9 +29,10 @@ def raw_applications_sensor(context: dg.SensorEvaluationContext, store: ObjectSt
         if not folder.startswith("dt="):
             continue
         day = folder[3:]
-        objects = [o for o in store.list_objects(f"{layout().raw}/{folder}") if o.uri.endswith(".csv")]
-        if not objects:
-            break  # the folder exists but nothing complete landed yet: look again next tick
+        listed = store.list_objects(f"{layout().raw}/{folder}")
+        if not any(o.uri.endswith("/_SUCCESS") for o in listed):
+            break  # the day is still landing (its _SUCCESS marker comes last): look again next tick
+        objects = [o for o in listed if o.uri.endswith(".csv")]
         if day not in valid_days:
             context.log.warning(f"ignoring {folder}: not a day of the partitions ({daily_partitions.start:%Y-%m-%d} on)")
             continue

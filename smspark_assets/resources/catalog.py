@@ -127,6 +127,8 @@ class LocalCatalogResource(CatalogResource):
             # Hive partitioning gives back the partition column (dt) from the folder names, as Athena does.
             con.execute(f'CREATE VIEW "{table.database}"."{table.name}" AS SELECT * FROM '
                         f"read_parquet([{listing}], hive_partitioning=true, hive_types_autocast=false)")
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.database}"')
+        # Unqualified names resolve in the catalog's database first, as Athena's default database does.
         con.execute(f"SET search_path = '{self.database},main'")
         try:
             return con.execute(self.translate(sql)).fetch_df()

@@ -122,8 +122,9 @@ class S3ObjectStoreResource(ObjectStoreResource):
         prefix = key.rstrip("/") + "/" if key else ""
         kwargs = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
         if start_after:
-            # S3 starts the listing after this key, so a tick does not re-list partitions it already saw.
-            kwargs["StartAfter"] = prefix + start_after + "/\uffff"
+            # S3 starts the listing at this key, so a tick does not re-list the partitions it already saw
+            # (with the delimiter, the last seen folder itself comes back once, as one common prefix).
+            kwargs["StartAfter"] = prefix + start_after
         names: list[str] = []
         for page in self._client().get_paginator("list_objects_v2").paginate(**kwargs):
             for common in page.get("CommonPrefixes", []):

@@ -1,0 +1,28 @@
+"""Fixtures shared by every test: fake AWS credentials and a temporary local-stack root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach real AWS: fake credentials and a fixed region for boto3 and moto."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def smspark_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ``SMSPARK_ROOT`` in the local environment."""
+    root = tmp_path / "smspark"
+    root.mkdir()
+    monkeypatch.setenv("SMSPARK_ROOT", str(root))
+    monkeypatch.setenv("SMSPARK_ENV", "local")
+    return root

@@ -1,0 +1,55 @@
+"""Batch writes retry UnprocessedItems (moto never returns them, so botocore's Stubber plays DynamoDB)."""
+
+import boto3
+import pandas as pd
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from smspark_assets.resources.dynamodb_writes import (UnprocessedItemsError, ensure_table, to_attribute_values,
+                                                      write_batch, write_items)
+
+
+def _items(n: int) -> list[dict]:
+    return to_attribute_values(pd.DataFrame({"id": [f"a{i}" for i in range(n)], "score": [i / 10 for i in range(n)]}))
+
+
+def test_unprocessed_items_are_retried_until_written() -> None:
+    client = boto3.client("dynamodb")
+    items = _items(3)
+    leftover = {"scores": [{"PutRequest": {"Item": items[2]}}]}
+    with Stubber(client) as stub:
+        stub.add_response("batch_write_item", {"UnprocessedItems": leftover}, {"RequestItems": ANY})
+        stub.add_response("batch_write_item", {"UnprocessedItems": {}}, {"RequestItems": leftover})
+        retries = write_batch(client, "scores", items, sleep=lambda _: None)
+        stub.assert_no_pending_responses()
+    assert retries == 1
+
+
+def test_items_still_unprocessed_after_the_budget_fail_loudly() -> None:
+    client = boto3.client("dynamodb")
+    items = _items(2)
+    leftover = {"scores": [{"PutRequest": {"Item": items[0]}}]}
+    with Stubber(client) as stub:
+        for _ in range(3):
+            stub.add_response("batch_write_item", {"UnprocessedItems": leftover}, {"RequestItems": ANY})
+        with pytest.raises(UnprocessedItemsError, match="1 item"):
+            write_batch(client, "scores", items, max_retries=2, sleep=lambda _: None)
+
+
+def test_attribute_values_keep_types_and_skip_nulls() -> None:
+    frame = pd.DataFrame({"id": ["x", "y"], "p": [0.25, None], "n": [3, 4], "ok": [True, False]})
+    first, second = to_attribute_values(frame)
+    assert first == {"id": {"S": "x"}, "p": {"N": "0.25"}, "n": {"N": "3"}, "ok": {"BOOL": True}}
+    assert "p" not in second
+
+
+def test_bulk_write_lands_every_item_in_batches_of_25() -> None:
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        assert ensure_table(client, "scores", "id", poll_seconds=0)
+        assert not ensure_table(client, "scores", "id", poll_seconds=0)
+        stats = write_items(lambda: boto3.client("dynamodb"), "scores", _items(260), threads=3)
+        assert stats == {"items": 260, "batches": 11, "retries": 0}
+        assert client.scan(TableName="scores", Select="COUNT")["Count"] == 260
+        assert client.get_item(TableName="scores", Key={"id": {"S": "a7"}})["Item"]["score"] == {"N": "0.7"}
