@@ -125,6 +125,7 @@ def format_report(report: DemoReport) -> str:
     scores = md.get("credit_scores", {})
     dynamo = md.get("credit_scores_dynamodb", {})
     perf = md.get("credit_model_performance", {})
+    channel_rows = channels.get("rows_by_channel") or {}
 
     def get(d: dict[str, Any], *keys: str) -> Any:
         return next((d[k] for k in keys if k in d), "n/a")
@@ -134,17 +135,16 @@ def format_report(report: DemoReport) -> str:
         "=== smspark_assets: end-to-end run ===",
         f"days                 {report.days[0]} .. {report.days[-1]} ({len(report.days)} days; "
         f"{report.raw_written} raw rows newly landed)",
-        f"raw rows read        {get(features, 'rows_read')}  (malformed, quarantined: {get(features, 'rows_malformed', 'malformed_rows')})",
+        f"raw rows read        {get(features, 'rows_read')}  (malformed, quarantined: {get(features, 'malformed_rows')})",
         f"feature rows         {get(features, 'rows_written')}",
-        f"training channels    train {get(channels, 'rows_train', 'train_rows')}, "
-        f"validation {get(channels, 'rows_validation', 'validation_rows')}",
+        f"training channels    train {get(channel_rows, 'train')}, validation {get(channel_rows, 'validation')}",
         f"model                {get(model, 'model_name')}  (adopted existing job: {get(model, 'adopted_existing_job')}; "
         f"{get(model, 'training_seconds')} s)",
         f"validation AUC       {get(model, 'validation_auc')}  gate passed: "
         f"{report.checks.get('credit_default_model:validation_auc_gate')}",
         f"endpoint             {get(endpoint, 'endpoint_name')}  status {get(endpoint, 'status')}  "
         f"({get(endpoint, 'action')})",
-        f"scored rows          {get(scores, 'rows_scored')}  ({get(scores, 'rows_per_second')} rows/s, "
+        f"scored rows          {get(scores, 'rows_scored')}  ({get(scores, 'rows_per_s')} rows/s, "
         f"{get(scores, 'requests')} requests)",
         f"dynamodb items       {get(dynamo, 'items_written')}  (table {get(dynamo, 'dynamodb/table')})",
         f"test AUC             {get(perf, 'test_auc')}",
