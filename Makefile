@@ -26,15 +26,13 @@ $(STAMP): pyproject.toml setup.cfg
 install: check-java $(STAMP)
 
 run: install
-	@mkdir -p "$(DAGSTER_HOME)"
 	$(BIN)/smspark run --days $(DAYS) --rows $(ROWS)
 
 test: install
 	$(BIN)/python -m pytest -q
 
 dev: install
-	@mkdir -p "$(DAGSTER_HOME)"
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/smspark dev --port 3000
 
 stop:
 	@if [ -x $(BIN)/smspark ]; then $(BIN)/smspark local stop; else echo "nothing to stop (.venv not installed)"; fi

@@ -4,6 +4,7 @@
 
     smspark run [--days 14 --rows 20000 --start 2026-11-01]   land demo data, materialize everything, summarise
     smspark query "SELECT ... FROM credit_scores ..."          Athena SQL (DuckDB locally)
+    smspark dev [--port 3000]                                  the Dagster UI on the same instance
     smspark local start|stop|status|logs <job>                 the embedded local stack
     smspark demo-data --days N --rows R                        only write demo data
     smspark package-code s3://bucket/code                      upload the Spark jobs for EMR Serverless
@@ -36,6 +37,18 @@ def _cmd_query(args: argparse.Namespace) -> int:
     frame = resources_for()["catalog"].query(args.sql)
     with pd.option_context("display.max_rows", args.max_rows, "display.width", 160):
         print(frame.to_string(index=False, max_rows=args.max_rows))
+    return 0
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    """The Dagster UI on the instance ``smspark run`` used (same DAGSTER_HOME)."""
+    import os
+
+    from smspark_assets.demo import prepare_dagster_home
+
+    prepare_dagster_home()
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(str(dagster), [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)])
     return 0
 
 
@@ -87,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql")
     query.add_argument("--max-rows", type=int, default=50)
     query.set_defaults(func=_cmd_query)
+
+    dev = sub.add_parser("dev", help="the Dagster UI on the instance `smspark run` used")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=_cmd_dev)
 
     local = sub.add_parser("local", help="start, stop or inspect the embedded local stack", add_help=False)
     local.add_argument("rest", nargs=argparse.REMAINDER)

@@ -37,10 +37,30 @@ class DemoReport:
     raw_written: int = 0
 
 
-def dagster_instance() -> dg.DagsterInstance:
-    """The persistent instance ``make dev`` also uses (DAGSTER_HOME, default ``.smspark/dagster``)."""
+# Spark jobs each take the machine's cores: queue sensor-launched runs one at a time locally.
+INSTANCE_YAML = """\
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+telemetry:
+  enabled: false
+"""
+
+
+def prepare_dagster_home() -> str:
+    """DAGSTER_HOME (default ``.smspark/dagster``) with an instance config, shared by run and dev."""
     home = os.environ.setdefault("DAGSTER_HOME", str(project_root() / "dagster"))
     os.makedirs(home, exist_ok=True)
+    config = os.path.join(home, "dagster.yaml")
+    if not os.path.exists(config):
+        with open(config, "w") as fh:
+            fh.write(INSTANCE_YAML)
+    return home
+
+
+def dagster_instance() -> dg.DagsterInstance:
+    """The persistent instance ``make dev`` also uses."""
+    prepare_dagster_home()
     return dg.DagsterInstance.get()
 
 

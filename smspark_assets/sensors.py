@@ -24,7 +24,10 @@ def raw_applications_sensor(context: dg.SensorEvaluationContext, store: ObjectSt
     last_seen = cursor.get("last_dt")
     folders = store.list_prefixes(layout().raw, start_after=f"dt={last_seen}" if last_seen else None)
     valid_days = set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+    # Days already recorded on the raw asset (by an earlier tick, or by `smspark run`) are not new.
+    recorded = context.instance.get_materialized_partitions(RAW_APPLICATIONS)
     landed: list[tuple[str, int, int]] = []
+    newest = last_seen
     for folder in folders[:MAX_DAYS_PER_TICK]:
         if not folder.startswith("dt="):
             continue
@@ -36,13 +39,16 @@ def raw_applications_sensor(context: dg.SensorEvaluationContext, store: ObjectSt
         if day not in valid_days:
             context.log.warning(f"ignoring {folder}: not a day of the partitions ({daily_partitions.start:%Y-%m-%d} on)")
             continue
-        landed.append((day, len(objects), sum(o.size for o in objects)))
+        newest = day
+        if day not in recorded:
+            landed.append((day, len(objects), sum(o.size for o in objects)))
     if not landed:
-        return dg.SkipReason(f"no new day under {layout().raw} after {last_seen or 'the beginning'}")
+        return dg.SensorResult(skip_reason=f"no new day under {layout().raw} after {last_seen or 'the beginning'}",
+                               cursor=json.dumps({"last_dt": newest}) if newest else context.cursor)
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=day, run_key=f"raw-{day}") for day, _, _ in landed],
         asset_events=[dg.AssetMaterialization(asset_key=RAW_APPLICATIONS, partition=day,
                                               metadata={"files": files, "bytes": size})
                       for day, files, size in landed],
-        cursor=json.dumps({"last_dt": landed[-1][0]}),
+        cursor=json.dumps({"last_dt": newest}),
     )

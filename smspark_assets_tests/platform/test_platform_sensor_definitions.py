@@ -32,11 +32,25 @@ def test_sensor_requests_each_complete_day_once(smspark_root: Path) -> None:
     assert [e.partition for e in first.asset_events] == ["2026-11-01", "2026-11-02"]
     assert json.loads(first.cursor) == {"last_dt": "2026-11-02"}
 
-    assert isinstance(_tick(store, instance, first.cursor), dg.SkipReason)
+    second = _tick(store, instance, first.cursor)
+    assert not second.run_requests and second.skip_reason
 
     write_day("s3://smspark-demo", dt.date(2026, 11, 3), rows=50)
     third = _tick(store, instance, first.cursor)
     assert [r.partition_key for r in third.run_requests] == ["2026-11-03"]
+
+
+def test_sensor_skips_days_already_recorded_on_the_raw_asset(smspark_root: Path) -> None:
+    from smspark_assets.assets.raw import RAW_APPLICATIONS
+
+    store = LocalObjectStoreResource(root=str(smspark_root / "s3"))
+    for day in (dt.date(2026, 11, 1), dt.date(2026, 11, 2)):
+        write_day("s3://smspark-demo", day, rows=20)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(dg.AssetMaterialization(RAW_APPLICATIONS, partition="2026-11-01"))
+    result = _tick(store, instance, None)
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-02"]
+    assert json.loads(result.cursor) == {"last_dt": "2026-11-02"}
 
 
 @pytest.mark.parametrize("environment", ["local", "aws"])
