@@ -1,0 +1,55 @@
+"""``smspark local start | stop | status | logs <job>``: manage the local service from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from smspark_assets.local import process
+from smspark_assets.local.layout import LocalLayout
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="smspark local", description="The embedded local SageMaker + DynamoDB service."
+    )
+    parser.add_argument("--root", default=None, help="project root (default: SMSPARK_ROOT or ./.smspark)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("start", help="start the service in the background (no-op when it runs)")
+    sub.add_parser("stop", help="stop the service (its endpoints are served again on the next start)")
+    sub.add_parser("status", help="print the service's URL and pid; exit code 1 when it is not running")
+    logs = sub.add_parser("logs", help="print a training job's log")
+    logs.add_argument("job", help="training job name")
+    args = parser.parse_args(argv)
+
+    if args.command == "start":
+        try:
+            info = process.start(args.root)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"local service running at {info.url} (pid {info.pid}, root {info.root})")
+        return 0
+    if args.command == "stop":
+        print("local service stopped" if process.stop(args.root) else "local service was not running")
+        return 0
+    if args.command == "status":
+        info = process.status(args.root)
+        if info is None:
+            print("local service is not running")
+            return 1
+        print(json.dumps(info.to_json(), indent=2))
+        return 0
+    if args.command == "logs":
+        path = LocalLayout.for_root(args.root).training_log(args.job)
+        if not path.exists():
+            print(f"error: no log for training job {args.job!r} (looked at {path})", file=sys.stderr)
+            return 1
+        sys.stdout.write(path.read_text(errors="replace"))
+        return 0
+    return 2  # unreachable: argparse requires a command
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,233 @@
+"""DynamoDB inside the local service: moto's implementation, called in-process, with its state persisted.
+
+Requests with ``X-Amz-Target: DynamoDB_20120810.*`` are handed to moto's WSGI app for DynamoDB. moto keeps
+tables in memory; two files make them durable:
+
+* a **journal** (``dynamodb.journal.<generation>``): every acknowledged write request is appended before
+  the answer leaves (one buffered ``write`` per request, no fsync: it survives the process being killed,
+  which is what a local service has to survive);
+* a **snapshot** (``dynamodb.pickle``): the pickled moto backend, written in a background thread once
+  writes go quiet (debounced, so bulk loads of hundreds of thousands of items never pay a snapshot per
+  request), at most ``max_dirty_seconds`` apart under sustained writes, and on graceful stop.
+
+Taking a snapshot starts a new journal generation under the same lock, so restoring = loading the
+snapshot (generation ``g``) and replaying the journals ``>= g`` in order. moto is not thread-safe, so
+requests are serialised.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+# Reads leave the state unchanged; anything else is journaled and marks the state dirty.
+_READ_ONLY = {
+    "GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ListTables", "TransactGetItems",
+    "DescribeTimeToLive", "ListTagsOfResource", "DescribeContinuousBackups", "DescribeEndpoints",
+    "DescribeLimits", "ListBackups", "ListGlobalTables", "DescribeKinesisStreamingDestination",
+}  # fmt: skip
+# What moto reads from a request's headers (region and account come from the credential scope).
+_REPLAY_HEADERS = ("content-type", "x-amz-target", "authorization", "x-moto-account-id")
+_RECORD = struct.Struct("<II")
+
+
+class DynamoDBHost:
+    """moto's DynamoDB behind a lock, durable through a journal and snapshots next to ``snapshot_path``."""
+
+    def __init__(
+        self, snapshot_path: Path, quiet_seconds: float = 2.0, max_dirty_seconds: float = 30.0
+    ) -> None:
+        self.snapshot_path = snapshot_path
+        self.quiet_seconds = quiet_seconds
+        self.max_dirty_seconds = max_dirty_seconds
+        self._lock = threading.Lock()
+        self._save_lock = threading.Lock()  # one snapshot at a time (the saver thread and close())
+        self._app: Any = None
+        self._backend: Any = None
+        self._dirty_since: float | None = None
+        self._last_write = 0.0
+        self._generation = 0
+        self._journal: BinaryIO | None = None
+        self._closing = threading.Event()
+        self._saver = threading.Thread(target=self._save_loop, name="dynamodb-snapshots", daemon=True)
+        self.snapshots = 0
+        self.replayed = 0
+
+    # -- files ------------------------------------------------------------------------------------------
+
+    def _journal_path(self, generation: int) -> Path:
+        return self.snapshot_path.with_name(f"dynamodb.journal.{generation}")
+
+    def _journals(self) -> list[tuple[int, Path]]:
+        found = []
+        for path in self.snapshot_path.parent.glob("dynamodb.journal.*"):
+            suffix = path.name.rsplit(".", 1)[-1]
+            if suffix.isdigit():
+                found.append((int(suffix), path))
+        return sorted(found)
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Import moto, restore the snapshot, replay the journals after it, start the snapshot thread."""
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        import moto.backends
+        from moto.moto_server.werkzeug_app import create_backend_app
+
+        self._backend = moto.backends.get_backend("dynamodb")
+        self._app = create_backend_app("dynamodb")
+        self.snapshot_path.parent.mkdir(parents=True, exist_ok=True)
+        generation = 0
+        if self.snapshot_path.exists():
+            with self.snapshot_path.open("rb") as fh:
+                saved = pickle.load(fh)
+            if "generation" not in saved:  # a snapshot of the first version: the bare backend, no journal
+                saved = {"generation": 0, "backend": saved}
+            generation = int(saved["generation"])
+            self._backend.clear()
+            self._backend.update(saved["backend"])
+        for number, path in self._journals():
+            if number >= generation:
+                self.replayed += self._replay(path)
+        # Continue in a fresh generation: what was replayed is only durable in the old journals until the
+        # next snapshot, so they are kept until then.
+        self._generation = max([generation] + [n for n, _ in self._journals()]) + 1
+        self._journal = self._journal_path(self._generation).open("ab")
+        if self.replayed:
+            self._dirty_since = self._last_write = time.monotonic()
+        self._saver.start()
+
+    def _replay(self, path: Path) -> int:
+        data = path.read_bytes()
+        offset, count = 0, 0
+        while offset + _RECORD.size <= len(data):
+            meta_len, body_len = _RECORD.unpack_from(data, offset)
+            end = offset + _RECORD.size + meta_len + body_len
+            if end > len(data):
+                break  # the last record was cut short by a crash; it was never acknowledged
+            meta = json.loads(data[offset + _RECORD.size : offset + _RECORD.size + meta_len])
+            body = data[offset + _RECORD.size + meta_len : end]
+            self._call(meta["path"], meta["query"], list(meta["headers"].items()), body)
+            offset, count = end, count + 1
+        return count
+
+    def close(self) -> None:
+        """Stop the snapshot thread and write a final snapshot if anything changed."""
+        self._closing.set()
+        if self._saver.is_alive():
+            self._saver.join(timeout=5)
+        if self._dirty_since is not None:
+            self.save()
+        if self._journal is not None:
+            self._journal.close()
+
+    # -- requests ---------------------------------------------------------------------------------------
+
+    def _call(
+        self, path: str, query: str, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "0",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": io.StringIO(),
+            "wsgi.url_scheme": "http",
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(body)),
+        }
+        for key, value in headers:
+            name = key.upper().replace("-", "_")
+            if name == "CONTENT_TYPE":
+                environ["CONTENT_TYPE"] = value
+            elif name != "CONTENT_LENGTH":
+                environ[f"HTTP_{name}"] = value
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            captured["status"] = int(status.split(" ", 1)[0])
+            captured["headers"] = response_headers
+
+        out = b"".join(self._app(environ, start_response))
+        return captured["status"], captured["headers"], out
+
+    def handle(
+        self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes, target: str
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer one DynamoDB request (always a POST); returns ``(status, headers, body)``."""
+        writes = target.rsplit(".", 1)[-1] not in _READ_ONLY
+        with self._lock:
+            status, response_headers, out = self._call(path, query, headers, body)
+            if writes and status == 200:
+                self._append(path, query, headers, body)
+                now = time.monotonic()
+                self._last_write = now
+                if self._dirty_since is None:
+                    self._dirty_since = now
+        return status, response_headers, out
+
+    def _append(self, path: str, query: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        kept = {k.lower(): v for k, v in headers if k.lower() in _REPLAY_HEADERS}
+        meta = json.dumps({"path": path, "query": query, "headers": kept}).encode()
+        assert self._journal is not None
+        # One write call per record; flushed to the OS before the client gets its answer.
+        self._journal.write(_RECORD.pack(len(meta), len(body)) + meta + body)
+        self._journal.flush()
+
+    # -- snapshots --------------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write the snapshot now (atomically: a crash mid-write keeps the previous one and its journals)."""
+        with self._save_lock:
+            self._save()
+
+    def _save(self) -> None:
+        with self._lock:
+            if self._backend is None:
+                return
+            data = pickle.dumps(
+                {"generation": self._generation + 1, "backend": dict(self._backend)},
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+            # New writes go to the next generation's journal; the snapshot covers everything before it.
+            self._generation += 1
+            if self._journal is not None:
+                self._journal.close()
+            self._journal = self._journal_path(self._generation).open("ab")
+            self._dirty_since = None
+        tmp = self.snapshot_path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.snapshot_path)
+        for number, path in self._journals():
+            if number < self._generation:
+                path.unlink(missing_ok=True)
+        self.snapshots += 1
+
+    def _save_loop(self) -> None:
+        while not self._closing.wait(0.25):
+            dirty_since = self._dirty_since
+            if dirty_since is None:
+                continue
+            now = time.monotonic()
+            if now - self._last_write >= self.quiet_seconds or now - dirty_since >= self.max_dirty_seconds:
+                try:
+                    self.save()
+                except Exception:  # noqa: BLE001 - retried on the next tick; the service must keep serving
+                    time.sleep(1.0)

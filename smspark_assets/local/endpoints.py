@@ -1,0 +1,406 @@
+"""Endpoints of the local service: deploy an endpoint config as model-server processes, route invocations.
+
+A :class:`Deployment` is one endpoint config being served: its production variants, each with one
+model-server process per instance. The live deployment of an endpoint is replaced atomically, which
+makes UpdateEndpoint blue/green: the new deployment starts beside the old one and takes traffic only
+once every server answers ``/ping``; the old one then drains its in-flight requests and stops. A new
+config that cannot start leaves the old one serving, with a ``FailureReason``, as SageMaker does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import os
+import random
+import shutil
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from smspark_assets.local.algorithm_lookup import AlgorithmRef, resolve_image
+from smspark_assets.local.api_errors import ApiError
+from smspark_assets.local.layout import LocalLayout
+from smspark_assets.local.model_servers import ModelServerError, ModelServerProcess
+from smspark_assets.local.state import NotFound, StateStore
+
+KIND = "endpoint"
+ACCOUNT = "123456789012"
+DRAIN_TIMEOUT_SECONDS = 30.0
+HEALTH_INTERVAL_SECONDS = 0.5
+# More processes than cores only adds contention on this machine; extra instances share the cores.
+MAX_PROCESSES_PER_VARIANT = max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class Variant:
+    """One production variant being served: its weight and its model-server processes."""
+
+    name: str
+    weight: float
+    image: str
+    ref: AlgorithmRef
+    model_dir: Path
+    log_dir: Path
+    env: dict[str, str]
+    desired_instances: int
+    servers: list[ModelServerProcess] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _next: Any = field(default_factory=itertools.count)
+
+    def new_server(self, index: int) -> ModelServerProcess:
+        return ModelServerProcess(
+            self.ref, self.model_dir, self.log_dir / f"{self.name}-{index}.log", self.env
+        )
+
+    def pick(self) -> int:
+        return next(self._next) % len(self.servers)
+
+
+@dataclass
+class Deployment:
+    """An endpoint config served by running processes; replaced as a whole on update."""
+
+    config_name: str
+    directory: Path
+    variants: list[Variant]
+    created: float = field(default_factory=time.time)
+    inflight: int = 0
+    inflight_lock: threading.Lock = field(default_factory=threading.Lock)
+    _cumulative: list[float] = field(default_factory=list)
+
+    def reweigh(self) -> None:
+        total, cumulative = 0.0, []
+        for variant in self.variants:
+            total += max(0.0, variant.weight)
+            cumulative.append(total)
+        self._cumulative = cumulative
+
+    def choose(self, target: str | None) -> Variant:
+        if target:
+            for variant in self.variants:
+                if variant.name == target:
+                    return variant
+            raise ApiError(
+                "ValidationError",
+                f"The variant {target!r} does not exist on this endpoint; its variants "
+                f"are: {', '.join(v.name for v in self.variants)}.",
+            )
+        if len(self.variants) == 1:
+            return self.variants[0]
+        total = self._cumulative[-1] if self._cumulative else 0.0
+        if total <= 0:
+            return self.variants[0]
+        return self.variants[bisect.bisect_right(self._cumulative, random.random() * total)]
+
+    def stop(self) -> None:
+        for variant in self.variants:
+            for server in variant.servers:
+                server.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _extract(archive: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:*") as tar:
+        tar.extractall(target, filter="data")  # "data": refuses absolute paths and escapes from target
+
+
+class EndpointManager:
+    """Runs the live deployments of all endpoints and routes invocations to their model servers."""
+
+    def __init__(
+        self, layout: LocalLayout, store: StateStore, custom_images: Callable[[], dict[str, str]] = dict
+    ) -> None:
+        self.layout = layout
+        self.store = store
+        self.custom_images = custom_images
+        self._live: dict[str, Deployment] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._closing = threading.Event()
+        self._monitor = threading.Thread(target=self._watch, name="model-server-monitor", daemon=True)
+        self._monitor.start()
+
+    def _lock(self, endpoint: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(endpoint, threading.Lock())
+
+    # -- deploying --------------------------------------------------------------------------------------
+
+    def deploy_async(self, endpoint: str, config_name: str, *, updating: bool) -> None:
+        threading.Thread(
+            target=self.deploy,
+            args=(endpoint, config_name),
+            kwargs={"updating": updating},
+            name=f"deploy-{endpoint}",
+            daemon=True,
+        ).start()
+
+    def deploy(self, endpoint: str, config_name: str, *, updating: bool) -> None:
+        """Start ``config_name`` for ``endpoint`` and switch traffic to it (blue/green when ``updating``)."""
+        with self._lock(endpoint):
+            try:
+                deployment = self._start(endpoint, config_name)
+            except Exception as exc:  # noqa: BLE001 - any failure becomes the endpoint's FailureReason
+                reason = (
+                    str(exc)
+                    if isinstance(exc, (ModelServerError, ApiError, ValueError))
+                    else f"{type(exc).__name__}: {exc}"
+                )
+                self._record_failure(endpoint, config_name, reason, updating)
+                return
+            if self._closing.is_set() or not self._still_wanted(endpoint):
+                deployment.stop()
+                return
+            old = self._live.get(endpoint)
+            self._live[endpoint] = deployment  # the switch: new requests go to the new servers from here on
+            self._record_in_service(endpoint, deployment)
+        if old is not None:
+            self._retire(old)
+
+    def _still_wanted(self, endpoint: str) -> bool:
+        doc = self.store.get(KIND, endpoint)
+        return doc is not None and doc["EndpointStatus"] != "Deleting"
+
+    def _start(self, endpoint: str, config_name: str) -> Deployment:
+        config = self.store.get("endpoint-config", config_name)
+        if config is None:
+            raise ValueError(f"endpoint configuration {config_name!r} no longer exists")
+        directory = self.layout.endpoints_dir / endpoint / f"{config_name}-{int(time.time() * 1000)}"
+        variants: list[Variant] = []
+        deployment = Deployment(config_name, directory, variants)
+        try:
+            for spec in config["ProductionVariants"]:
+                variants.append(self._start_variant(directory, spec))
+        except BaseException:
+            deployment.stop()
+            raise
+        deployment.reweigh()
+        return deployment
+
+    def _start_variant(self, directory: Path, spec: dict[str, Any]) -> Variant:
+        model = self.store.get("model", spec["ModelName"])
+        if model is None:
+            raise ValueError(f"Could not find model \"{spec['ModelName']}\" of variant {spec['VariantName']}")
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        image = container.get("Image", "")
+        ref = resolve_image(image, self.custom_images())
+        model_dir = directory / spec["VariantName"] / "model"
+        data_url = container.get("ModelDataUrl")
+        if data_url:
+            archive = self.layout.s3_path(data_url)
+            if not archive.is_file():
+                raise ValueError(
+                    f"Failed to download model data for variant {spec['VariantName']}: "
+                    f"no object at {data_url}"
+                )
+            try:
+                _extract(archive, model_dir)
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise ValueError(
+                    f"Failed to extract model data for variant {spec['VariantName']} from "
+                    f"{data_url}: {exc}; it must be a .tar.gz archive"
+                ) from None
+        else:
+            model_dir.mkdir(parents=True, exist_ok=True)
+        instances = int(spec.get("InitialInstanceCount") or 1)
+        variant = Variant(
+            name=spec["VariantName"],
+            weight=float(spec.get("InitialVariantWeight", 1.0)),
+            image=image,
+            ref=ref,
+            model_dir=model_dir,
+            log_dir=directory / "logs",
+            env={str(k): str(v) for k, v in (container.get("Environment") or {}).items()},
+            desired_instances=instances,
+        )
+        try:
+            for index in range(min(instances, MAX_PROCESSES_PER_VARIANT)):
+                server = variant.new_server(index)
+                variant.servers.append(server)
+                server.start()
+        except BaseException:
+            for server in variant.servers:
+                server.stop()
+            raise
+        return variant
+
+    def _retire(self, old: Deployment) -> None:
+        """Let the old deployment finish what it is answering, then stop it."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
+        while old.inflight > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        old.stop()
+
+    # -- state ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def variant_summaries(deployment: Deployment) -> list[dict[str, Any]]:
+        now = time.time()
+        return [
+            {
+                "VariantName": v.name,
+                "DeployedImages": [
+                    {"SpecifiedImage": v.image, "ResolvedImage": v.image, "ResolutionTime": now}
+                ],
+                "CurrentWeight": v.weight,
+                "DesiredWeight": v.weight,
+                "CurrentInstanceCount": v.desired_instances,
+                "DesiredInstanceCount": v.desired_instances,
+            }
+            for v in deployment.variants
+        ]
+
+    def _record_in_service(self, endpoint: str, deployment: Deployment) -> None:
+        def change(doc: dict[str, Any]) -> None:
+            doc["EndpointStatus"] = "InService"
+            doc["EndpointConfigName"] = deployment.config_name
+            doc["ProductionVariants"] = self.variant_summaries(deployment)
+            doc["LastModifiedTime"] = time.time()
+            doc.pop("FailureReason", None)
+            doc.pop("PendingEndpointConfigName", None)
+
+        try:
+            self.store.update(KIND, endpoint, change, status_key="EndpointStatus")
+        except NotFound:
+            pass
+
+    def _record_failure(self, endpoint: str, config_name: str, reason: str, updating: bool) -> None:
+        serving = endpoint in self._live
+
+        def change(doc: dict[str, Any]) -> None:
+            # An update that fails leaves the old config serving: InService with the reason, as SageMaker does.
+            doc["EndpointStatus"] = "InService" if (updating and serving) else "Failed"
+            doc["FailureReason"] = reason
+            doc["LastModifiedTime"] = time.time()
+            doc.pop("PendingEndpointConfigName", None)
+
+        try:
+            self.store.update(KIND, endpoint, change, status_key="EndpointStatus")
+        except NotFound:
+            pass
+
+    # -- other lifecycle --------------------------------------------------------------------------------
+
+    def undeploy(self, endpoint: str) -> None:
+        """Stop the endpoint's servers (DeleteEndpoint)."""
+        with self._lock(endpoint):
+            deployment = self._live.pop(endpoint, None)
+        if deployment is not None:
+            self._retire(deployment)
+        shutil.rmtree(self.layout.endpoints_dir / endpoint, ignore_errors=True)
+
+    def update_weights(self, endpoint: str, desired: list[dict[str, Any]]) -> None:
+        """UpdateEndpointWeightsAndCapacities on the live deployment (weights; instance counts start/stop servers)."""
+        with self._lock(endpoint):
+            deployment = self._live.get(endpoint)
+            if deployment is None:
+                return
+            by_name = {v.name: v for v in deployment.variants}
+            try:
+                for item in desired:
+                    variant = by_name[item["VariantName"]]
+                    if "DesiredWeight" in item:
+                        variant.weight = float(item["DesiredWeight"])
+                    if "DesiredInstanceCount" in item:
+                        self._resize(variant, int(item["DesiredInstanceCount"]))
+            except Exception as exc:  # noqa: BLE001 - the endpoint keeps serving what did start
+                deployment.reweigh()
+                self._record_in_service(endpoint, deployment)
+                self._record_failure(endpoint, deployment.config_name, f"{type(exc).__name__}: {exc}", True)
+                return
+            deployment.reweigh()
+            self._record_in_service(endpoint, deployment)
+
+    def _resize(self, variant: Variant, count: int) -> None:
+        variant.desired_instances = count
+        target = max(1, min(count, MAX_PROCESSES_PER_VARIANT))
+        while len(variant.servers) < target:
+            server = variant.new_server(len(variant.servers))
+            server.start()
+            with variant.lock:
+                variant.servers = variant.servers + [server]
+        while len(variant.servers) > target:
+            with variant.lock:
+                server, variant.servers = variant.servers[-1], variant.servers[:-1]
+            server.stop()
+
+    def is_live(self, endpoint: str) -> bool:
+        return endpoint in self._live
+
+    def live_config(self, endpoint: str) -> str | None:
+        deployment = self._live.get(endpoint)
+        return deployment.config_name if deployment else None
+
+    def shutdown(self) -> None:
+        self._closing.set()
+        for endpoint in list(self._live):
+            deployment = self._live.pop(endpoint, None)
+            if deployment is not None:
+                deployment.stop()
+
+    # -- health -----------------------------------------------------------------------------------------
+
+    def _revive(self, variant: Variant, index: int, dead: ModelServerProcess) -> ModelServerProcess:
+        """Replace a dead server (once, however many requests noticed it) and return the live one."""
+        with variant.lock:
+            if index < len(variant.servers) and variant.servers[index] is dead and not dead.alive():
+                dead.stop()
+                fresh = variant.new_server(index)
+                fresh.start()
+                servers = list(variant.servers)
+                servers[index] = fresh
+                variant.servers = servers
+            return variant.servers[index % len(variant.servers)]
+
+    def _watch(self) -> None:
+        """Restart model servers that died, so invocations resume without operator action."""
+        while not self._closing.wait(HEALTH_INTERVAL_SECONDS):
+            for deployment in list(self._live.values()):
+                for variant in deployment.variants:
+                    for index, server in enumerate(list(variant.servers)):
+                        if not server.alive() and not self._closing.is_set():
+                            try:
+                                self._revive(variant, index, server)
+                            except ModelServerError:
+                                pass  # retried on the next tick; invocations meanwhile get ModelError
+
+    # -- invoking ---------------------------------------------------------------------------------------
+
+    def invoke(
+        self, endpoint: str, body: bytes, headers: dict[str, str], target_variant: str | None
+    ) -> tuple[int, str, bytes, str]:
+        """Route one invocation; returns ``(status, content type, body, variant name)`` of the model server."""
+        deployment = self._live.get(endpoint)
+        if deployment is None:
+            raise ApiError("ValidationError", f"Endpoint {endpoint} of account {ACCOUNT} not found.")
+        variant = deployment.choose(target_variant)
+        with deployment.inflight_lock:
+            deployment.inflight += 1
+        try:
+            servers = variant.servers
+            index = variant.pick() if len(servers) > 1 else 0
+            server = servers[index]
+            try:
+                status, content_type, data = server.invoke(body, headers)
+            except ModelServerError:
+                # The process died under us: replace it (or wait for the monitor's replacement) and retry once.
+                try:
+                    server = self._revive(variant, index, server)
+                    status, content_type, data = server.invoke(body, headers)
+                except ModelServerError as exc:
+                    raise ApiError(
+                        "ModelError",
+                        f"Received server error (503) from primary with message " f'"{exc}".',
+                        424,
+                        OriginalStatusCode=503,
+                        OriginalMessage=str(exc),
+                    ) from None
+        finally:
+            with deployment.inflight_lock:
+                deployment.inflight -= 1
+        return status, content_type, data, variant.name

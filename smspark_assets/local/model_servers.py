@@ -1,0 +1,195 @@
+"""Model-server worker processes and the keep-alive connections the service proxies through.
+
+One :class:`ModelServerProcess` is one "instance" of a production variant: a
+``python -m smspark_assets.local.model_server`` subprocess on a free loopback port. The service keeps a
+small pool of HTTP/1.1 connections to each, so an invocation costs one round trip and no connect.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from smspark_assets.local.algorithm_lookup import AlgorithmRef
+from smspark_assets.local.algorithms.train import PARENT_PID_VAR
+
+STARTUP_TIMEOUT_SECONDS = 60.0
+STOP_GRACE_SECONDS = 5.0
+# Upper bound of one invocation round trip; SageMaker's own limit for a real-time invocation is 60 s.
+INVOKE_TIMEOUT_SECONDS = 60.0
+
+
+class ModelServerError(Exception):
+    """A model server did not start (the message carries the tail of its log) or is unreachable."""
+
+
+class ModelServerProcess:
+    """One model-server subprocess and its idle keep-alive connections."""
+
+    def __init__(
+        self, ref: AlgorithmRef, model_dir: Path, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.ref = ref
+        self.model_dir = model_dir
+        self.log_path = log_path
+        self.env = env or {}
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self._idle: deque[http.client.HTTPConnection] = deque()
+        self._idle_lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    def start(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        """Start the process, learn its port and wait until ``/ping`` answers; :class:`ModelServerError` if not."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        args = [
+            sys.executable,
+            "-m",
+            "smspark_assets.local.model_server",
+            "--algorithm",
+            self.ref.algorithm,
+            "--model-dir",
+            str(self.model_dir),
+            "--port",
+            "0",
+            "--image",
+            self.ref.image,
+        ]
+        if self.ref.entry_point:
+            args += ["--entry-point", self.ref.entry_point]
+        env = dict(os.environ)
+        env.update(self.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        env[PARENT_PID_VAR] = str(os.getpid())
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                args,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = b""
+        # The server prints {"port": N} once it listens; anything else on stdout is ignored.
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
+            if ready:
+                line = self.process.stdout.readline()
+                if not line:
+                    break
+                try:
+                    self.port = int(json.loads(line)["port"])
+                    break
+                except (ValueError, KeyError, TypeError):
+                    continue
+            elif self.process.poll() is not None:
+                break
+        if not self.port:
+            self.stop()
+            raise ModelServerError(self._startup_failure())
+        # Drain stdout in the background so a chatty model can never block on a full pipe.
+        threading.Thread(target=self._drain, args=(self.process.stdout,), daemon=True).start()
+        while time.monotonic() < deadline:
+            if self.ping():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise ModelServerError(self._startup_failure())
+
+    def _drain(self, stream: object) -> None:
+        try:
+            for _ in stream:  # type: ignore[attr-defined]
+                pass
+        except (OSError, ValueError):
+            pass
+
+    def _startup_failure(self) -> str:
+        tail = ""
+        if self.log_path.exists():
+            lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+            tail = lines[-1] if lines else ""
+        code = self.process.poll() if self.process else None
+        what = f"exited with code {code}" if code is not None else "did not answer /ping in time"
+        return f"The model server for {self.ref.algorithm} ({self.ref.image}) {what}" + (
+            f": {tail}" if tail else ""
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ping(self) -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn.request("GET", "/ping")
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """SIGTERM, a grace period, then SIGKILL; closes the pooled connections."""
+        with self._idle_lock:
+            while self._idle:
+                self._idle.pop().close()
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+
+    # -- invocations ------------------------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=INVOKE_TIMEOUT_SECONDS)
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def invoke(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        """POST ``/invocations``; returns ``(status, content type, body)``. Retries once on a stale connection."""
+        for attempt in (0, 1):
+            conn: http.client.HTTPConnection | None = None
+            try:
+                conn = self._connection()
+                conn.request("POST", "/invocations", body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                if conn is not None:
+                    conn.close()
+                if attempt == 1 or not self.alive():
+                    raise ModelServerError(f"model server on port {self.port} is unreachable: {exc}") from exc
+                continue
+            if response.will_close:
+                conn.close()
+            else:
+                with self._idle_lock:
+                    self._idle.append(conn)
+            return response.status, response.getheader("Content-Type") or "application/octet-stream", data
+        raise AssertionError("unreachable")

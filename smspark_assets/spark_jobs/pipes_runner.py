@@ -1,0 +1,81 @@
+"""The ``main()`` shared by every job script: Dagster Pipes in, one materialization out.
+
+A job is a pure function ``job(spark, **params) -> dict`` (its metadata). Under Pipes (the
+``PipesSubprocessClient`` locally, EMR Serverless on AWS) the parameters arrive as the extra
+``params`` (a dict); unknown or missing parameters are refused by name before Spark starts. The
+metadata is reported once, with values converted to plain JSON types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+JobFn = Callable[..., dict[str, Any]]
+
+
+def to_plain(value: Any) -> Any:
+    """``value`` with NumPy scalars, tuples, dates and non-finite floats turned into JSON-safe values."""
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        items = sorted(value) if isinstance(value, set) else value
+        return [to_plain(v) for v in items]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def pipes_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Pipes accepts scalars as they are; dicts and lists must be declared as JSON metadata."""
+    out: dict[str, Any] = {}
+    for key, value in to_plain(metadata).items():
+        out[key] = {"raw_value": value, "type": "json"} if isinstance(value, (dict, list)) else value
+    return out
+
+
+def check_params(job: JobFn, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``params`` checked against the job's signature (everything after ``spark``)."""
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"the Pipes extra 'params' must be a dict, got {type(params).__name__}")
+    sig = inspect.signature(job)
+    names = [n for n in sig.parameters if n != "spark"]
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise ValueError(f"{job.__name__}: unknown parameter(s) {unknown}; allowed: {names}")
+    required = [
+        n for n in names if sig.parameters[n].default is inspect.Parameter.empty and n not in params
+    ]
+    if required:
+        raise ValueError(f"{job.__name__}: missing required parameter(s) {required}; allowed: {names}")
+    return dict(params)
+
+
+def run_under_pipes(job: JobFn, app_name: str) -> None:
+    """Open Pipes, run ``job`` in a session from :func:`~.session.get_session`, report its metadata."""
+    from dagster_pipes import open_dagster_pipes
+
+    from smspark_assets.spark_jobs.session import get_session
+
+    with open_dagster_pipes() as pipes:
+        params = check_params(job, pipes.get_extra("params") if "params" in pipes.extras else {})
+        pipes.log.info(f"{app_name}: starting with params {sorted(params)}")
+        spark = get_session(app_name)
+        try:
+            metadata = job(spark, **params)
+        finally:
+            # On EMR the application ends with the script anyway; locally this frees the JVM promptly.
+            spark.stop()
+        pipes.report_asset_materialization(metadata=pipes_metadata(metadata))
+        pipes.log.info(f"{app_name}: done")

@@ -1,0 +1,156 @@
+"""Small file operations for jobs, done through Spark's own Hadoop FileSystem.
+
+Going through the JVM's FileSystem means the same calls work on a local directory (the ``local``
+environment, where :func:`smspark_assets.environment.resolve_uri` gives a path) and on ``s3://`` on
+EMR (EMRFS), without shipping extra S3 clients to the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from smspark_assets.environment import resolve_uri
+
+_DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def location(uri: str) -> str:
+    """Where Spark should read/write ``uri`` in this environment (a local path or the URI itself)."""
+    return resolve_uri(uri).rstrip("/")
+
+
+def partition_location(prefix_uri: str, dt: str) -> str:
+    return f"{location(prefix_uri)}/dt={dt}"
+
+
+def validate_partitions(partitions: Any) -> list[str]:
+    """A non-empty, duplicate-free list of ``YYYY-MM-DD`` strings, sorted; a clear error otherwise."""
+    if isinstance(partitions, str):
+        partitions = [partitions]
+    if not isinstance(partitions, (list, tuple)) or not partitions:
+        raise ValueError(f"partitions must be a non-empty list of 'YYYY-MM-DD' strings, got {partitions!r}")
+    bad = [p for p in partitions if not isinstance(p, str) or not _DT_RE.match(p)]
+    if bad:
+        raise ValueError(f"partitions must be 'YYYY-MM-DD' strings; not valid: {bad!r}")
+    return sorted(set(partitions))
+
+
+def _fs_and_path(spark: SparkSession, loc: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(loc)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return fs, path
+
+
+def exists(spark: SparkSession, loc: str) -> bool:
+    fs, path = _fs_and_path(spark, loc)
+    return bool(fs.exists(path))
+
+
+def delete(spark: SparkSession, loc: str) -> None:
+    """Delete a file or directory tree if present."""
+    fs, path = _fs_and_path(spark, loc)
+    if fs.exists(path):
+        fs.delete(path, True)
+
+
+def list_names(spark: SparkSession, loc: str) -> list[str]:
+    """Names of the entries directly under directory ``loc`` (empty when it does not exist)."""
+    fs, path = _fs_and_path(spark, loc)
+    if not fs.exists(path):
+        return []
+    return sorted(status.getPath().getName() for status in fs.listStatus(path))
+
+
+def rename(spark: SparkSession, src: str, dst: str) -> None:
+    fs, src_path = _fs_and_path(spark, src)
+    _, dst_path = _fs_and_path(spark, dst)
+    if fs.exists(dst_path):
+        fs.delete(dst_path, True)
+    if not fs.rename(src_path, dst_path):
+        raise OSError(f"could not rename {src} to {dst}")
+
+
+def write_text(spark: SparkSession, loc: str, text: str) -> None:
+    """Write a small text file (overwriting). On S3 an object PUT is atomic; locally Hadoop writes it in place."""
+    fs, path = _fs_and_path(spark, loc)
+    stream = fs.create(path, True)
+    try:
+        data = text.encode("utf-8")
+        stream.write(bytearray(data))
+    finally:
+        stream.close()
+
+
+def read_text(spark: SparkSession, loc: str) -> str:
+    fs, path = _fs_and_path(spark, loc)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"{loc} does not exist")
+    jvm = spark.sparkContext._jvm
+    stream = fs.open(path)
+    try:
+        out = jvm.java.io.ByteArrayOutputStream()
+        jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, out, 65536, False)
+        return bytes(out.toByteArray()).decode("utf-8")
+    finally:
+        stream.close()
+
+
+def write_json(spark: SparkSession, loc: str, obj: Any) -> None:
+    write_text(spark, loc, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(spark: SparkSession, loc: str) -> Any:
+    return json.loads(read_text(spark, loc))
+
+
+def remove_local_side_files(loc: str) -> None:
+    """Delete the hidden ``.*.crc`` checksum files Hadoop's local filesystem writes next to data files.
+
+    Hadoop hides them from its own listings, so this works on the raw directory; object stores have none.
+    """
+    if "://" in loc and not loc.startswith("file:"):
+        return
+    directory = Path(loc.removeprefix("file:"))
+    if directory.is_dir():
+        for path in directory.glob(".*.crc"):
+            path.unlink(missing_ok=True)
+
+
+def missing_partitions(spark: SparkSession, prefix_uri: str, partitions: list[str]) -> list[str]:
+    return [p for p in partitions if not exists(spark, partition_location(prefix_uri, p))]
+
+
+def require_partitions(spark: SparkSession, prefix_uri: str, partitions: list[str], what: str) -> None:
+    """Fail with the list of absent ``dt=`` partitions (Spark's own error names only one path)."""
+    missing = missing_partitions(spark, prefix_uri, partitions)
+    if missing:
+        raise FileNotFoundError(
+            f"{what}: no data for partition(s) {', '.join(missing)} under {prefix_uri} "
+            f"(looked for {partition_location(prefix_uri, missing[0])})"
+        )
+
+
+def overwrite_partitions(df: DataFrame, prefix_uri: str, partitions: list[str], fmt: str, sort_by: list[str]) -> None:
+    """Replace exactly the ``dt`` partitions ``partitions`` under ``prefix_uri`` with ``df`` (one file per dt).
+
+    Dynamic overwrite leaves the other partitions alone; a given partition with no rows this time is
+    deleted up front, so it does not keep stale rows from an earlier run.
+    """
+    spark = df.sparkSession
+    for dt in partitions:
+        delete(spark, partition_location(prefix_uri, dt))
+    (
+        df.repartition("dt")
+        .sortWithinPartitions("dt", *sort_by)
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy("dt")
+        .format(fmt)
+        .save(location(prefix_uri))
+    )
