@@ -5,6 +5,18 @@ object there). Ours keeps the name and stores a NumPy ``.npz`` archive in it: na
 (e.g. K-means ``centroids``, PCA ``mean``/``v``/``s``) plus a JSON ``__meta__`` entry with the
 algorithm name, its hyperparameters and anything the predictor needs. No pickle is involved, so a
 model file can be loaded safely by a fresh model server.
+
+``model.tar.gz`` therefore holds exactly one member, ``model_algo-1``, with these arrays:
+
+=======================  ==========================================================================
+kmeans                   ``centroids`` (k x feature_dim)
+linear-learner           ``weights`` (feature_dim x outputs, normalization folded in), ``bias``;
+                         meta: ``predictor_type``, ``loss``, ``threshold``, ``y_mu``/``y_sigma``
+pca                      ``v`` (feature_dim x num_components), ``s``, ``explained_variance`` (largest
+                         last), ``mean`` (only with subtract_mean)
+factorization-machines   ``w0`` (1), ``w`` (feature_dim), ``v`` (feature_dim x num_factors)
+lda                      ``alpha`` (num_topics), ``beta`` (num_topics x feature_dim, rows sum to 1)
+=======================  ==========================================================================
 """
 
 from __future__ import annotations

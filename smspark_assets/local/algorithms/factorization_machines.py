@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 from smspark_assets.local.algorithms import common_io
 from smspark_assets.local.algorithms.base import ChannelError, HyperparameterError, TrainingEnvironment
+from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_io import JSON, JSONLINES, RECORDIO
 from smspark_assets.local.algorithms.common_metrics import log_loss, log_metric, precision_recall_fbeta
 from smspark_assets.local.algorithms.common_model import load_model, save_model
@@ -167,8 +168,18 @@ class FMTrainer:
         return g
 
     def step(self, x: sp.csr_matrix, y: np.ndarray) -> float:
-        """One Adam step on a mini-batch; returns the batch's mean loss before the step."""
-        out, xv = fm_scores(x, float(self.w0[0]), self.w, self.v)
+        """One Adam step on a mini-batch; returns the batch's mean loss before the step.
+
+        The batch is re-indexed onto the features it uses (``uniq``), so every product and gradient has
+        ``len(uniq)`` rows, never ``feature_dim``: a step costs O(nnz * num_factors).
+        """
+        uniq, local = np.unique(x.indices, return_inverse=True)
+        xc = sp.csr_matrix((x.data, local.ravel(), x.indptr), shape=(x.shape[0], uniq.size))
+        x2c = sp.csr_matrix((x.data * x.data, local.ravel(), x.indptr), shape=xc.shape)
+        v = self.v[uniq]
+        xv = np.asarray(xc @ v)
+        out = self.w0[0] + np.asarray(xc @ self.w[uniq]).ravel() + 0.5 * (
+            (xv * xv).sum(axis=1) - np.asarray(x2c @ (v * v)).sum(axis=1))
         if self.kind == BINARY:
             p = _sigmoid(out)
             loss = float(np.mean(np.logaddexp(0.0, out) - y * out))
@@ -177,14 +188,12 @@ class FMTrainer:
             r = out - y
             loss = float(np.mean(r * r))
             g = r / y.size  # gradient of the mean of 1/2 r^2
-        rows = np.unique(x.indices) if sp.issparse(x) else np.arange(x.shape[1])
-        xr = x[:, rows] if not sp.issparse(x) else x.tocsc()[:, rows]
-        gw = np.asarray(xr.T @ g).ravel()
-        x2r = xr.multiply(xr) if sp.issparse(xr) else xr * xr
-        gv = np.asarray(xr.T @ (g[:, None] * xv)) - self.v[rows] * np.asarray(x2r.T @ g).ravel()[:, None]
+        xct = xc.T.tocsr()
+        gw = np.asarray(xct @ g).ravel()
+        gv = np.asarray(xct @ (g[:, None] * xv)) - v * np.asarray(x2c.T @ g).ravel()[:, None]
         self.opt_w0.update(self.w0, self._prep(np.array([g.sum()])), None)
-        self.opt_w.update(self.w, self._prep(gw), rows)
-        self.opt_v.update(self.v, self._prep(gv), rows)
+        self.opt_w.update(self.w, self._prep(gw), uniq)
+        self.opt_v.update(self.v, self._prep(gv), uniq)
         return loss
 
 
@@ -221,6 +230,11 @@ class FactorizationMachines:
                                  float32_only=True)
 
     def fit(self, hp: Mapping[str, Any], train, log=lambda m: None) -> FMModel:
+        """Train over ``train`` (anything with ``batches(rng)``) for ``epochs`` passes."""
+        with single_blas_thread():
+            return self._fit(hp, train, log)
+
+    def _fit(self, hp: Mapping[str, Any], train, log) -> FMModel:
         rng = np.random.default_rng(0)
         trainer = FMTrainer(hp, hp["feature_dim"], rng)
         for epoch in range(hp["epochs"]):
@@ -230,7 +244,9 @@ class FactorizationMachines:
                 if epoch == 0 and trainer.kind == BINARY and not np.all((y == 0) | (y == 1)):
                     raise ChannelError("binary_classifier labels must be 0 or 1")
                 x = batch.features if batch.is_sparse else sp.csr_matrix(batch.features)
-                total += trainer.step(x.astype(np.float64), y) * batch.size
+                x = x.astype(np.float64)
+                x.sum_duplicates()
+                total += trainer.step(x, y) * batch.size
                 n += batch.size
             if n == 0:
                 raise ChannelError("channel 'train' has no records")
@@ -257,6 +273,10 @@ class FactorizationMachines:
                 "binary_f_beta": precision_recall_fbeta(tp, fp, fn, 1.0)[2]}
 
     def train(self, env: TrainingEnvironment) -> None:
+        with single_blas_thread():  # evaluation passes too are many small products
+            self._train(env)
+
+    def _train(self, env: TrainingEnvironment) -> None:
         hp = self.validate_hyperparameters(env.hyperparameters)
         if not env.has_channel("train"):
             raise ChannelError("factorization-machines needs a 'train' channel")

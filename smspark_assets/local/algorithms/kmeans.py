@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from smspark_assets.local.algorithms import common_io
 from smspark_assets.local.algorithms.base import AlgorithmError, ChannelError, TrainingEnvironment
+from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_metrics import log_metric
 from smspark_assets.local.algorithms.common_model import load_model, save_model
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
@@ -270,15 +271,20 @@ class KMeans:
         """Run both phases over ``batches_per_epoch()`` (a callable returning one epoch of dense batches)."""
         factor = AUTO_EXTRA_CENTER_FACTOR if hp["extra_center_factor"] == "auto" else hp["extra_center_factor"]
         stream = StreamingKMeans(hp["k"] * factor, init=hp["init_method"], half_life=hp["half_life_time_size"], rng=rng)
-        for _ in range(hp["epochs"]):
-            for x in batches_per_epoch():
-                stream.partial_fit(x)
-        points, weights = stream.finish()
-        trials = AUTO_LLOYD_TRIALS if hp["local_lloyd_num_trials"] == "auto" else hp["local_lloyd_num_trials"]
-        return reduce_centers(points, weights, hp["k"], trials=trials, init=hp["local_lloyd_init_method"],
-                              max_iter=hp["local_lloyd_max_iter"], tol=hp["local_lloyd_tol"], rng=rng)
+        with single_blas_thread():
+            for _ in range(hp["epochs"]):
+                for x in batches_per_epoch():
+                    stream.partial_fit(x)
+            points, weights = stream.finish()
+            trials = AUTO_LLOYD_TRIALS if hp["local_lloyd_num_trials"] == "auto" else hp["local_lloyd_num_trials"]
+            return reduce_centers(points, weights, hp["k"], trials=trials, init=hp["local_lloyd_init_method"],
+                                  max_iter=hp["local_lloyd_max_iter"], tol=hp["local_lloyd_tol"], rng=rng)
 
     def train(self, env: TrainingEnvironment) -> None:
+        with single_blas_thread():  # evaluation passes too are many small products
+            self._train(env)
+
+    def _train(self, env: TrainingEnvironment) -> None:
         hp = self.validate_hyperparameters(env.hyperparameters)
         if not env.has_channel("train"):
             raise ChannelError("kmeans needs a 'train' channel")

@@ -35,6 +35,7 @@ from scipy.special import psi
 
 from smspark_assets.local.algorithms import common_io
 from smspark_assets.local.algorithms.base import ChannelError, TrainingEnvironment
+from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_metrics import log_metric
 from smspark_assets.local.algorithms.common_model import load_model, save_model
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
@@ -173,6 +174,11 @@ class OnlineLDA:
 
 def fit_lda(hp: Mapping[str, Any], epoch: "callable", n_docs: int, log=lambda m: None) -> OnlineLDA:
     """Train over ``epoch()`` (an iterable of count batches per call); restarts on the first batch."""
+    with single_blas_thread():
+        return _fit_lda(hp, epoch, n_docs, log)
+
+
+def _fit_lda(hp: Mapping[str, Any], epoch: "callable", n_docs: int, log) -> OnlineLDA:
     rng = np.random.default_rng(0)
     first = next(iter(epoch()), None)
     if first is None:
@@ -241,6 +247,10 @@ class LDA:
         return SPEC.validate(hyperparameters)
 
     def train(self, env: TrainingEnvironment) -> None:
+        with single_blas_thread():  # evaluation passes too are many small products
+            self._train(env)
+
+    def _train(self, env: TrainingEnvironment) -> None:
         hp = self.validate_hyperparameters(env.hyperparameters)
         if not env.has_channel("train"):
             raise ChannelError("lda needs a 'train' channel")

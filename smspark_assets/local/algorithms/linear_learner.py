@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from smspark_assets.local.algorithms import common_io
 from smspark_assets.local.algorithms.base import ChannelError, HyperparameterError, TrainingEnvironment
+from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_metrics import (log_metric, precision_recall_fbeta, roc_auc,
                                                             threshold_sweep)
 from smspark_assets.local.algorithms.common_model import load_model, save_model
@@ -265,9 +266,6 @@ class ParallelModels:
         self.kind = hp["predictor_type"]
         self.loss = _AUTO_LOSS[self.kind] if hp["loss"] == "auto" else hp["loss"]
         self.n_classes = hp["num_classes"] if self.kind == MULTICLASS else 1
-        if self.kind == MULTICLASS and self.loss != "softmax_loss":
-            # One-vs-all with a binary loss per class.
-            pass
         self.optimizer = "adam" if hp["optimizer"] == "auto" else hp["optimizer"]
         self.scaler = scaler
         self.d = n_features
@@ -366,6 +364,8 @@ class ParallelModels:
     def step(self, x: np.ndarray | sp.csr_matrix, y: np.ndarray) -> np.ndarray:
         """One update on a mini-batch; returns the batch's mean loss per model (before the update)."""
         n = x.shape[0]
+        # One float64 copy serves both products (mixed-precision products would each convert x again).
+        x = x.astype(np.float64)
         We, be = self.effective()
         scores = self.raw_scores(x, We, be)
         values, G = self.batch_loss_grad(scores, y)
@@ -583,6 +583,11 @@ class LinearLearner:
     def fit(self, hp: Mapping[str, Any], train: common_io.Channel, validation: common_io.Channel | None,
             log=lambda m: None) -> tuple[LinearModel, ParallelModels]:
         """Train ``num_models`` models over ``train``; select and calibrate; return the served model."""
+        with single_blas_thread():
+            return self._fit(hp, train, validation, log)
+
+    def _fit(self, hp: Mapping[str, Any], train: common_io.Channel, validation: common_io.Channel | None,
+             log) -> tuple[LinearModel, ParallelModels]:
         rng = np.random.default_rng(0)
         first = next(iter(train.batches()))
         n_features = first.features.shape[1]
@@ -637,7 +642,7 @@ class LinearLearner:
         We, be = models.effective()
         scores, labels, total, n = [], [], np.zeros(models.M), 0
         for batch in channel.batches():
-            raw = models.raw_scores(batch.features, We, be)
+            raw = models.raw_scores(batch.features.astype(np.float64), We, be)
             y = batch.labels.astype(np.float64)
             values, _ = models.batch_loss_grad(raw, y)
             total += values.sum(axis=0)
@@ -646,7 +651,9 @@ class LinearLearner:
             n += batch.size
             if n >= limit:
                 break
-        return np.concatenate(scores)[:limit], np.concatenate(labels)[:limit], total / n
+        raw_all = np.concatenate(scores)[:limit]
+        del scores
+        return raw_all, np.concatenate(labels)[:limit], total / n
 
     def _select(self, hp: Mapping[str, Any], models: ParallelModels, train: common_io.Channel,
                 validation: common_io.Channel | None) -> LinearModel:
@@ -654,8 +661,10 @@ class LinearLearner:
         kind, C = models.kind, models.n_classes
         threshold = 0.5
         if kind == BINARY and hp["binary_classifier_model_selection_criteria"] not in ("cross_entropy_loss", "loss_function"):
-            finals = models.final_scores(raw.astype(np.float64))
-            picks = [choose_threshold(labels, finals[:, m], hp, models.loss == "logistic") for m in range(models.M)]
+            # One model's column at a time: calibration data can be a million records per model.
+            logistic = models.loss == "logistic"
+            picks = [choose_threshold(labels, _sigmoid(raw[:, m].astype(np.float64)) if logistic
+                                      else raw[:, m].astype(np.float64), hp, logistic) for m in range(models.M)]
             # Ties on the criterion are broken by the lower loss.
             best = max(range(models.M), key=lambda m: (picks[m][1], -losses[m]))
             threshold = picks[best][0]
@@ -685,6 +694,10 @@ class LinearLearner:
         return multiclass_metrics(y, probs, hp["accuracy_top_k"], hp["f_beta"], _objective(model, p, y, hp))
 
     def train(self, env: TrainingEnvironment) -> None:
+        with single_blas_thread():  # evaluation passes too are many small products
+            self._train(env)
+
+    def _train(self, env: TrainingEnvironment) -> None:
         hp = self.validate_hyperparameters(env.hyperparameters)
         if not env.has_channel("train"):
             raise ChannelError("linear-learner needs a 'train' channel")

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from smspark_assets.local.algorithms import common_io
 from smspark_assets.local.algorithms.base import AlgorithmError, ChannelError, HyperparameterError, TrainingEnvironment
+from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_model import load_model, save_model
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
 from smspark_assets.sagemaker.hyperparameters import Hyperparameter as H
@@ -137,6 +138,11 @@ class RandomizedSketch:
 
 def fit_pca(batches, hp: Mapping[str, Any], d: int) -> dict[str, np.ndarray]:
     """Fit from an iterable of feature batches; returns the model arrays (largest component last)."""
+    with single_blas_thread():
+        return _fit_pca(batches, hp, d)
+
+
+def _fit_pca(batches, hp: Mapping[str, Any], d: int) -> dict[str, np.ndarray]:
     k = hp["num_components"]
     centred = hp["subtract_mean"]
     if hp["algorithm_mode"] == "randomized":
@@ -197,6 +203,10 @@ class PCA:
         return validate(hyperparameters)
 
     def train(self, env: TrainingEnvironment) -> None:
+        with single_blas_thread():  # evaluation passes too are many small products
+            self._train(env)
+
+    def _train(self, env: TrainingEnvironment) -> None:
         hp = self.validate_hyperparameters(env.hyperparameters)
         if not env.has_channel("train"):
             raise ChannelError("pca needs a 'train' channel")

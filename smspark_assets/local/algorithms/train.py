@@ -34,7 +34,9 @@ PARENT_PID_VAR = "SMSPARK_PARENT_PID"
 
 
 def package_model(model_dir: Path, archive: Path) -> None:
-    """Write every file under ``model_dir`` into ``archive`` (paths relative to ``model_dir``), as SageMaker does."""
+    """Write every file under ``model_dir`` into ``archive`` (paths relative to ``model_dir``), as SageMaker
+    does.
+    """
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_suffix(".tmp")
     # compresslevel 6: models can be tens of MB and level 9 buys little for float arrays.
@@ -45,13 +47,16 @@ def package_model(model_dir: Path, archive: Path) -> None:
 
 
 def _reason(kind: str, exc: BaseException) -> str:
-    """``<kind>: <message>``, unless the message already carries SageMaker's prefix (a script's own failure file)."""
+    """``<kind>: <message>``, unless the message already carries SageMaker's prefix (a script's own failure
+    file).
+    """
     text = str(exc)
     return text if text.startswith(("ClientError:", "AlgorithmError:")) else f"{kind}: {text}"
 
 
 def _exit_with_parent(parent: int) -> None:
-    """End this worker (and whatever it started) when the service that launched it is gone (e.g. ``kill -9``)."""
+    """End this worker (and whatever it started) when the service that launched it is gone (e.g.
+    ``kill -9``)."""
     while True:
         if os.getppid() != parent:
             try:
@@ -84,7 +89,8 @@ def run(job_dir: Path) -> int:
             raise AlgorithmError("the algorithm finished without writing any model file")
         package_model(env.model_dir, env.output_dir / MODEL_ARCHIVE)
     except (HyperparameterError, ChannelError) as exc:
-        # The built-in containers report bad input as ClientError, the algorithm's own failures as AlgorithmError.
+        # The built-in containers report bad input as ClientError, the algorithm's own failures as
+        # AlgorithmError.
         write_failure(env, _reason("ClientError", exc))
         env.log(_reason("ClientError", exc))
         return 1
@@ -112,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{job_dir} is not a training job folder (no input/config/)", file=sys.stderr)
         return 2
     if os.getpgrp() == os.getpid():
-        # Started by the service as its own process group: watch the service, so a crashed service leaves no orphans.
+        # Started by the service as its own process group: watch the service, so a crashed service leaves no
+        # orphans.
         # The spawner names itself: it may already be gone by the time this process has imported everything.
         parent = int(os.environ.get(PARENT_PID_VAR) or os.getppid())
         threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
