@@ -1,4 +1,6 @@
-"""Which local implementation answers for an image URI: a built-in algorithm or a configured script-mode entry point."""
+"""Which local implementation answers for an image URI: a built-in algorithm or a configured script-mode entry
+point.
+"""
 
 from __future__ import annotations
 
@@ -51,7 +53,8 @@ def resolve_image(image: str, custom_images: dict[str, str] | None = None) -> Al
             return AlgorithmRef(SCRIPT, image, entry_point)
     known = ", ".join(available_algorithms())
     raise ValueError(
-        f"image {image!r} is neither a built-in algorithm image ({known}; any region's registry) nor a custom "
+        f"image {image!r} is neither a built-in algorithm image ({known}; any region's registry) "
+        "nor a custom "
         'image mapped to a script-mode entry point in the local service configuration ("custom_images")'
     )
 

@@ -6,7 +6,9 @@ import json
 
 
 class ApiError(Exception):
-    """An error answered as ``{"__type": code, "message": ...}`` (JSON 1.1) or rest-json with ``x-amzn-ErrorType``."""
+    """An error answered as ``{"__type": code, "message": ...}`` (JSON 1.1) or rest-json with ``x-amzn-
+    ErrorType``.
+    """
 
     def __init__(self, code: str, message: str, status: int = 400, **extra: object) -> None:
         super().__init__(message)

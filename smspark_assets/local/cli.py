@@ -19,8 +19,8 @@ def main(argv: list[str]) -> int:
     sub.add_parser("start", help="start the service in the background (no-op when it runs)")
     sub.add_parser("stop", help="stop the service (its endpoints are served again on the next start)")
     sub.add_parser("status", help="print the service's URL and pid; exit code 1 when it is not running")
-    logs = sub.add_parser("logs", help="print a training job's log")
-    logs.add_argument("job", help="training job name")
+    logs = sub.add_parser("logs", help="print a training job's log, or an endpoint's model-server logs")
+    logs.add_argument("job", help="training job name (or endpoint name)")
     args = parser.parse_args(argv)
 
     if args.command == "start":
@@ -42,12 +42,20 @@ def main(argv: list[str]) -> int:
         print(json.dumps(info.to_json(), indent=2))
         return 0
     if args.command == "logs":
-        path = LocalLayout.for_root(args.root).training_log(args.job)
-        if not path.exists():
-            print(f"error: no log for training job {args.job!r} (looked at {path})", file=sys.stderr)
-            return 1
-        sys.stdout.write(path.read_text(errors="replace"))
-        return 0
+        layout = LocalLayout.for_root(args.root)
+        path = layout.training_log(args.job)
+        if path.exists():
+            sys.stdout.write(path.read_text(errors="replace"))
+            return 0
+        endpoint_logs = sorted((layout.endpoints_dir / args.job / "logs").rglob("*.log"))
+        if endpoint_logs:
+            for log in endpoint_logs:
+                print(f"==> {log.relative_to(layout.endpoints_dir)} <==")
+                sys.stdout.write(log.read_text(errors="replace"))
+            return 0
+        print(f"error: no training job or endpoint named {args.job!r} has logs under {layout.local_dir}",
+              file=sys.stderr)
+        return 1
     return 2  # unreachable: argparse requires a command
 
 

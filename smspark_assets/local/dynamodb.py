@@ -97,9 +97,15 @@ class DynamoDBHost:
         for number, path in self._journals():
             if number >= generation:
                 self.replayed += self._replay(path)
-        # Continue in a fresh generation: what was replayed is only durable in the old journals until the
-        # next snapshot, so they are kept until then.
-        self._generation = max([generation] + [n for n, _ in self._journals()]) + 1
+        if self.replayed:
+            # Continue in a fresh generation: what was replayed is only durable in the old journals until
+            # the next snapshot, so they are kept until then.
+            self._generation = max([generation] + [n for n, _ in self._journals()]) + 1
+        else:
+            # Nothing after the snapshot: its (empty or stale) journals can go, and the generation continues.
+            for _, path in self._journals():
+                path.unlink(missing_ok=True)
+            self._generation = generation
         self._journal = self._journal_path(self._generation).open("ab")
         if self.replayed:
             self._dirty_since = self._last_write = time.monotonic()
@@ -113,8 +119,8 @@ class DynamoDBHost:
             end = offset + _RECORD.size + meta_len + body_len
             if end > len(data):
                 break  # the last record was cut short by a crash; it was never acknowledged
-            meta = json.loads(data[offset + _RECORD.size : offset + _RECORD.size + meta_len])
-            body = data[offset + _RECORD.size + meta_len : end]
+            meta = json.loads(data[offset + _RECORD.size:offset + _RECORD.size + meta_len])
+            body = data[offset + _RECORD.size + meta_len:end]
             self._call(meta["path"], meta["query"], list(meta["headers"].items()), body)
             offset, count = end, count + 1
         return count
@@ -158,7 +164,9 @@ class DynamoDBHost:
                 environ[f"HTTP_{name}"] = value
         captured: dict[str, Any] = {}
 
-        def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        def start_response(
+            status: str, response_headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> None:
             captured["status"] = int(status.split(" ", 1)[0])
             captured["headers"] = response_headers
 

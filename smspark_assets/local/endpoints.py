@@ -214,7 +214,8 @@ class EndpointManager:
             image=image,
             ref=ref,
             model_dir=model_dir,
-            log_dir=directory / "logs",
+            # beside the deployment, not in it: the logs outlive a deployment that failed or was replaced
+            log_dir=directory.parent / "logs" / directory.name,
             env={str(k): str(v) for k, v in (container.get("Environment") or {}).items()},
             desired_instances=instances,
         )
@@ -273,7 +274,8 @@ class EndpointManager:
         serving = endpoint in self._live
 
         def change(doc: dict[str, Any]) -> None:
-            # An update that fails leaves the old config serving: InService with the reason, as SageMaker does.
+            # An update that fails leaves the old config serving: InService with the reason, as SageMaker
+            # does.
             doc["EndpointStatus"] = "InService" if (updating and serving) else "Failed"
             doc["FailureReason"] = reason
             doc["LastModifiedTime"] = time.time()
@@ -295,7 +297,9 @@ class EndpointManager:
         shutil.rmtree(self.layout.endpoints_dir / endpoint, ignore_errors=True)
 
     def update_weights(self, endpoint: str, desired: list[dict[str, Any]]) -> None:
-        """UpdateEndpointWeightsAndCapacities on the live deployment (weights; instance counts start/stop servers)."""
+        """UpdateEndpointWeightsAndCapacities on the live deployment (weights; instance counts start/stop
+        servers).
+        """
         with self._lock(endpoint):
             deployment = self._live.get(endpoint)
             if deployment is None:
@@ -374,10 +378,19 @@ class EndpointManager:
     def invoke(
         self, endpoint: str, body: bytes, headers: dict[str, str], target_variant: str | None
     ) -> tuple[int, str, bytes, str]:
-        """Route one invocation; returns ``(status, content type, body, variant name)`` of the model server."""
+        """Route one invocation; returns ``(status, content type, body, variant name)`` of the model
+        server."""
         deployment = self._live.get(endpoint)
         if deployment is None:
-            raise ApiError("ValidationError", f"Endpoint {endpoint} of account {ACCOUNT} not found.")
+            doc = self.store.get(KIND, endpoint)
+            if doc is None:
+                raise ApiError("ValidationError", f"Endpoint {endpoint} of account {ACCOUNT} not found.")
+            raise ApiError(
+                "ValidationError",
+                f"Endpoint {endpoint} of account {ACCOUNT} is not serving: its status is "
+                f"{doc['EndpointStatus']}"
+                + (f" ({doc['FailureReason']})" if doc.get("FailureReason") else ""),
+            )
         variant = deployment.choose(target_variant)
         with deployment.inflight_lock:
             deployment.inflight += 1
@@ -388,7 +401,8 @@ class EndpointManager:
             try:
                 status, content_type, data = server.invoke(body, headers)
             except ModelServerError:
-                # The process died under us: replace it (or wait for the monitor's replacement) and retry once.
+                # The process died under us: replace it (or wait for the monitor's replacement) and retry
+                # once.
                 try:
                     server = self._revive(variant, index, server)
                     status, content_type, data = server.invoke(body, headers)

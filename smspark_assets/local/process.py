@@ -149,7 +149,7 @@ def start(root: Path | str | None = None, timeout: float = START_TIMEOUT_SECONDS
 
 
 def stop(root: Path | str | None = None, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
-    """SIGTERM the service, wait for it to save and exit, SIGKILL after ``timeout``. False if none was running."""
+    """SIGTERM the service, wait for it to save and exit, SIGKILL after ``timeout``; False if none ran."""
     layout = LocalLayout.for_root(root)
     with _start_lock(layout):
         info = _read_info(layout)

@@ -101,11 +101,19 @@ def _check_tags(tags: Any) -> list[dict[str, str]]:
 
 
 class _Pager:
-    """Opaque NextToken paging over a sorted, filtered list (the token is the offset of the next page)."""
+    """Opaque NextToken paging over a sorted, filtered list.
+
+    The token names the last item returned (and its offset, used only if that item is gone since), so
+    resources created between two pages neither repeat an item nor shift the following pages.
+    """
 
     @staticmethod
     def page(
-        items: list[dict[str, Any]], params: dict[str, Any], default_size: int = 10, max_size: int = 100
+        items: list[dict[str, Any]],
+        params: dict[str, Any],
+        default_size: int = 10,
+        max_size: int = 100,
+        name_key: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         size = params.get("MaxResults", default_size)
         if not isinstance(size, int) or not 1 <= size <= max_size:
@@ -117,18 +125,24 @@ class _Pager:
         token = params.get("NextToken")
         if token:
             try:
-                start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
+                cursor = json.loads(base64.urlsafe_b64decode(token.encode()))
+                start = int(cursor["offset"])
+                after = cursor.get("after")
             except (ValueError, KeyError, TypeError):
                 raise validation(
-                    "Invalid pagination token: use the NextToken of a previous response"
+                    "Invalid pagination token: pass the NextToken of a previous response"
                 ) from None
-        chunk = items[start : start + size]
-        nxt = start + size
-        next_token = (
-            base64.urlsafe_b64encode(json.dumps({"offset": nxt}).encode()).decode()
-            if nxt < len(items)
-            else None
-        )
+            if name_key and after is not None:
+                for index, item in enumerate(items):
+                    if item[name_key] == after:
+                        start = index + 1
+                        break
+        chunk = items[start:start + size]
+        nxt = start + len(chunk)
+        next_token = None
+        if nxt < len(items) and chunk:
+            cursor = {"offset": nxt, "after": chunk[-1][name_key] if name_key else None}
+            next_token = base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode()
         return chunk, next_token
 
 
@@ -360,7 +374,10 @@ class SageMakerApi:
         message = (
             "Preparing the instances for training"
             if running < self.training.max_concurrent
-            else f"Waiting for a free training slot ({running} jobs running, limit {self.training.max_concurrent})"
+            else (
+                f"Waiting for a free training slot ({running} jobs running, "
+                f"limit {self.training.max_concurrent})"
+            )
         )
         transition(doc, "Starting", message, now)
         try:
@@ -394,7 +411,7 @@ class SageMakerApi:
             TRAINING_STATUSES,
             {"Name": "TrainingJobName", "CreationTime": "CreationTime", "Status": "TrainingJobStatus"},
         )
-        page, token = _Pager.page(docs, p)
+        page, token = _Pager.page(docs, p, name_key="TrainingJobName")
         keys = (
             "TrainingJobName",
             "TrainingJobArn",
@@ -499,7 +516,7 @@ class SageMakerApi:
             (),
             {"Name": "ModelName", "CreationTime": "CreationTime"},
         )
-        page, token = _Pager.page(docs, p)
+        page, token = _Pager.page(docs, p, name_key="ModelName")
         out: dict[str, Any] = {
             "Models": [{k: d[k] for k in ("ModelName", "ModelArn", "CreationTime")} for d in page]
         }
@@ -604,7 +621,7 @@ class SageMakerApi:
             (),
             {"Name": "EndpointConfigName", "CreationTime": "CreationTime"},
         )
-        page, token = _Pager.page(docs, p)
+        page, token = _Pager.page(docs, p, name_key="EndpointConfigName")
         out: dict[str, Any] = {
             "EndpointConfigs": [
                 {k: d[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")} for d in page
@@ -627,7 +644,8 @@ class SageMakerApi:
     def _endpoint(self, name: str) -> dict[str, Any]:
         doc = self.store.get("endpoint", name)
         if doc is None:
-            # A Describe of a missing endpoint is a ValidationException on AWS; the endpoint_deleted waiter relies on it.
+            # A Describe of a missing endpoint is a ValidationException on AWS; the endpoint_deleted waiter
+            # relies on it.
             raise validation(f"Could not find endpoint \"{self.arn('endpoint', name)}\".")
         return doc
 
@@ -692,7 +710,7 @@ class SageMakerApi:
             ENDPOINT_STATUSES,
             {"Name": "EndpointName", "CreationTime": "CreationTime", "Status": "EndpointStatus"},
         )
-        page, token = _Pager.page(docs, p)
+        page, token = _Pager.page(docs, p, name_key="EndpointName")
         keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
         out: dict[str, Any] = {"Endpoints": [{k: d[k] for k in keys} for d in page]}
         if token:

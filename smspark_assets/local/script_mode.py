@@ -147,7 +147,8 @@ def default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
 
 
 class ScriptModeAlgorithm:
-    """An :class:`~smspark_assets.local.algorithms.base.Algorithm` backed by a user's script-mode entry point."""
+    """An :class:`~smspark_assets.local.algorithms.base.Algorithm` backed by a user's script-mode
+    entry point."""
 
     name = "script"
 

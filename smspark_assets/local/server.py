@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ INTERRUPTED = (
 
 
 class LocalService:
-    """Everything the service process holds: state store, training runner, endpoints, DynamoDB, HTTP server."""
+    """Everything the service process holds: state store, training runner, endpoints, DynamoDB, HTTP
+    server."""
 
     def __init__(self, root: Path | str | None = None, port: int = 0) -> None:
         self.layout = LocalLayout.for_root(root)
@@ -162,13 +164,46 @@ class LocalService:
 
 
 def _bind(port: int) -> "_Server":
-    """Listen on ``port`` (the previous run's, so clients holding the URL keep working), else on any free port."""
+    """Listen on ``port`` (the previous run's, so clients holding the URL keep working), else any
+    free port."""
     if port:
         try:
             return _Server(("127.0.0.1", port), _Handler)
         except OSError:
             pass
     return _Server(("127.0.0.1", 0), _Handler)
+
+
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+# Below this size, head and body go out in one write (one TCP segment for small answers: lower latency).
+_SINGLE_WRITE_BYTES = 64 * 1024
+
+
+def write_response(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: dict[str, str] | None = None,
+    close: bool = False,
+    request_id: bool = False,
+) -> None:
+    """Write a complete HTTP/1.1 response with a Content-Length (keep-alive unless ``close``)."""
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}", f"Content-Type: {content_type}",
+             f"Content-Length: {len(body)}"]
+    if request_id:
+        lines.append(f"x-amzn-RequestId: {uuid.uuid4().hex}")
+    for key, value in (extra or {}).items():
+        lines.append(f"{key}: {value}")
+    if close:
+        lines.append("Connection: close")
+        handler.close_connection = True
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if len(body) <= _SINGLE_WRITE_BYTES:
+        handler.wfile.write(head + body)
+    else:
+        handler.wfile.write(head)
+        handler.wfile.write(body)
 
 
 class _Server(ThreadingHTTPServer):
@@ -196,17 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
         extra: dict[str, str] | None = None,
         close: bool = False,
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-amzn-RequestId", uuid.uuid4().hex)
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
+        write_response(self, status, body, content_type, extra, close, request_id=True)
 
     def _error(self, exc: ApiError, content_type: str, close: bool = False) -> None:
         self._send(exc.status, exc.body(), content_type, {"x-amzn-ErrorType": exc.code}, close=close)
@@ -243,11 +268,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0]
         if path.startswith("/endpoints/") and path.endswith("/invocations"):
-            self._invoke(unquote(path[len("/endpoints/") : -len("/invocations")]))
+            self._invoke(unquote(path[len("/endpoints/"):-len("/invocations")]))
             return
         target = self.headers.get("X-Amz-Target") or ""
         if target.startswith("SageMaker."):
-            self._sagemaker(target[len("SageMaker.") :])
+            self._sagemaker(target[len("SageMaker."):])
         elif target.startswith("DynamoDB_20120810."):
             self._dynamodb(target)
         else:

@@ -1,4 +1,5 @@
-"""The local service's durable state: one SQLite file holding every SageMaker resource as its Describe document.
+"""The local service's durable state: one SQLite file holding every SageMaker resource as its Describe
+document.
 
 Each resource is a row ``(kind, name)`` whose ``doc`` is the JSON the Describe call returns (timestamps
 as epoch seconds). Writes commit before the API answers, so whatever the service acknowledged survives
@@ -75,7 +76,8 @@ class StateStore:
     # -- resources ---------------------------------------------------------------------------------------
 
     def create(self, kind: str, name: str, arn: str, doc: dict[str, Any], status: str | None = None) -> None:
-        """Insert a new resource; :class:`AlreadyExists` when the name is taken (names are unique per kind)."""
+        """Insert a new resource; :class:`AlreadyExists` when the name is taken (names are unique
+        per kind)."""
         with self._tx() as db:
             if db.execute("SELECT 1 FROM resources WHERE kind=? AND name=?", (kind, name)).fetchone():
                 raise AlreadyExists(f"{kind} {name}")
@@ -94,7 +96,8 @@ class StateStore:
     def update(
         self, kind: str, name: str, change: Callable[[dict[str, Any]], None], status_key: str | None = None
     ) -> dict[str, Any]:
-        """Read-modify-write one document atomically; ``change`` edits it in place. Returns the new document."""
+        """Read-modify-write one document atomically; ``change`` edits it in place. Returns the new
+        document."""
         with self._tx() as db:
             row = db.execute("SELECT doc FROM resources WHERE kind=? AND name=?", (kind, name)).fetchone()
             if row is None:

@@ -32,7 +32,8 @@ TERMINATE_GRACE_SECONDS = 5.0
 
 
 def transition(doc: dict[str, Any], status: str, message: str, now: float | None = None) -> None:
-    """Move ``SecondaryStatus`` to ``status``, closing the previous entry of ``SecondaryStatusTransitions``."""
+    """Move ``SecondaryStatus`` to ``status``, closing the previous entry of
+    ``SecondaryStatusTransitions``."""
     now = time.time() if now is None else now
     transitions = doc.setdefault("SecondaryStatusTransitions", [])
     if transitions and "EndTime" not in transitions[-1]:
@@ -50,7 +51,8 @@ class ChannelDataError(Exception):
 
 
 def _prefix_matches(prefix_path: Path) -> list[tuple[Path, Path]]:
-    """``(source file, path relative to the channel)`` for every object under an S3 prefix (S3Prefix semantics).
+    """``(source file, path relative to the channel)`` for every object under an S3 prefix (S3Prefix
+    semantics).
 
     ``s3://b/data/train`` matches ``data/train/...``, ``data/train.csv`` and ``data/training/...``, as an S3
     key prefix does. Files of a matched directory keep their paths relative to the prefix's parent
@@ -170,7 +172,7 @@ class TrainingRunner:
         self.fail_unfinished(reason)
 
     def fail_unfinished(self, reason: str) -> list[str]:
-        """Mark every job that is still InProgress/Stopping in the store as Failed (after a crash or shutdown)."""
+        """Mark every job still InProgress/Stopping in the store as Failed (after a crash or shutdown)."""
         failed = []
         for doc in self.store.list(KIND):
             if doc["TrainingJobStatus"] in ("InProgress", "Stopping"):
@@ -225,7 +227,10 @@ class TrainingRunner:
         try:
             self._run_job(job, ref)
         except Exception as exc:  # noqa: BLE001 - a bug here must still end the job visibly
-            reason = f"InternalServerError: the local service failed while running the job: {type(exc).__name__}: {exc}"
+            reason = (
+                "InternalServerError: the local service failed while running the job: "
+                f"{type(exc).__name__}: {exc}"
+            )
             self._finish(job.name, "Failed", "Failed", reason)
         finally:
             with self._lock:
@@ -414,7 +419,7 @@ class TrainingRunner:
         ]
 
     def _log_metrics(self, name: str, doc: dict[str, Any]) -> list[dict[str, Any]]:
-        """``AlgorithmSpecification.MetricDefinitions`` applied to the job's log: the last match of each regex."""
+        """``AlgorithmSpecification.MetricDefinitions`` applied to the job's log: each regex's last match."""
         definitions = (doc.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
         if not definitions:
             return []
@@ -467,7 +472,8 @@ class TrainingRunner:
 
 
 def _fill_times(doc: dict[str, Any]) -> None:
-    """TrainingTimeInSeconds / BillableTimeInSeconds: whole seconds between start and end, as SageMaker bills."""
+    """TrainingTimeInSeconds / BillableTimeInSeconds: whole seconds between start and end, as
+    SageMaker bills."""
     if "TrainingStartTime" in doc and "TrainingEndTime" in doc:
         seconds = max(1, int(round(doc["TrainingEndTime"] - doc["TrainingStartTime"])))
         doc["TrainingTimeInSeconds"] = seconds

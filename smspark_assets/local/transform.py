@@ -252,7 +252,7 @@ class TransformRunner:
             STATUSES,
             {"Name": "TransformJobName", "CreationTime": "CreationTime", "Status": "TransformJobStatus"},
         )
-        page, token = _Pager.page(docs, p)
+        page, token = _Pager.page(docs, p, name_key="TransformJobName")
         keys = (
             "TransformJobName",
             "TransformJobArn",
@@ -336,7 +336,8 @@ class TransformRunner:
                 model_dir.mkdir(parents=True, exist_ok=True)
             env = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
             env.update({str(k): str(v) for k, v in (doc.get("Environment") or {}).items()})
-            # What SageMaker tells a container in a transform job; the built-in ones answer one line per record.
+            # What SageMaker tells a container in a transform job; the built-in ones answer one line per
+            # record.
             env.update(
                 {
                     "SAGEMAKER_BATCH": "true",

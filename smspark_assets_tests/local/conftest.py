@@ -59,7 +59,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
 
 @pytest.fixture
 def fresh_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A temporary root for tests that start and stop the service themselves; stops any service left running."""
+    """A temporary root for tests that start and stop the service themselves; stops any service left
+    running."""
     root = tmp_path / "root"
     _fake_aws_env(monkeypatch, root)
     yield root

@@ -1,4 +1,5 @@
-"""Helpers for the local service tests: XGBoost data, requests and deployment (imported by the test modules)."""
+"""Helpers for the local service tests: XGBoost data, requests and deployment (imported by the test
+modules)."""
 
 from __future__ import annotations
 
@@ -131,7 +132,9 @@ if __name__ == "__main__":
 
 
 def configure_custom_algorithm(root: Path, **config: Any) -> str:
-    """Write the linear script and a service config mapping :data:`CUSTOM_IMAGE` to it; returns the script path."""
+    """Write the linear script and a service config mapping :data:`CUSTOM_IMAGE` to it; returns the script
+    path.
+    """
     import json
 
     local = root / "local"

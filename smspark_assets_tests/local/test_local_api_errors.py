@@ -65,7 +65,7 @@ def test_unknown_image_and_bad_names_are_validation_errors(service, data_uri):
     code, message = code_of(sm.create_training_job, **training_request("bad_name!", data_uri))
     assert code == "ValidationException" and "trainingJobName" in message
     bad_uri = training_request("bad-uri", data_uri)
-    bad_uri["OutputDataConfig"]["S3OutputPath"] = "/tmp/not-s3"
+    bad_uri["OutputDataConfig"]["S3OutputPath"] = "models/not-an-s3-uri"
     assert code_of(sm.create_training_job, **bad_uri)[0] == "ValidationException"
 
 

@@ -1,8 +1,9 @@
-"""Batch transform: record splitting and batching (unit), and transform jobs through the service (integration)."""
+"""Batch transform: record splitting and batching (unit), transform jobs through the service (integration)."""
 
 from __future__ import annotations
 
 import struct
+import time
 
 import boto3
 import numpy as np
@@ -41,7 +42,7 @@ def test_batches_never_exceed_the_payload_and_cover_everything():
     assert bounds[0][0] == 0 and bounds[-1][1] == len(data)
     assert all(b - a <= MB // 4 for a, b in bounds)
     assert all(bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1))
-    assert all(data[b - 1 : b] == b"\n" for _, b in bounds)  # whole records only
+    assert all(data[b - 1:b] == b"\n" for _, b in bounds)  # whole records only
 
 
 def test_recordio_records():
@@ -158,8 +159,22 @@ def test_transform_jobs(fresh_root):
     with pytest.raises(sm.exceptions.ClientError) as raised:
         sm.create_transform_job(**job("no-model", ModelName="missing"))
     assert raised.value.response["Error"]["Code"] == "ValidationException"
+    # StopTransformJob: a one-request-per-row job over 20,000 rows is stopped part-way
+    sm.create_transform_job(**job("to-stop", BatchStrategy="SingleRecord"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "TransformStartTime" not in sm.describe_transform_job(
+        TransformJobName="to-stop"
+    ):
+        time.sleep(0.1)
+    sm.stop_transform_job(TransformJobName="to-stop")
+    waiter.wait(TransformJobName="to-stop", WaiterConfig=FAST)
+    assert sm.describe_transform_job(TransformJobName="to-stop")["TransformJobStatus"] == "Stopped"
+    assert not (out / "to-stop" / "part-0.csv.out").exists()
+    with pytest.raises(sm.exceptions.ClientError) as raised:
+        sm.stop_transform_job(TransformJobName="to-stop")
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
     summaries = sm.list_transform_jobs(SortBy="Name", SortOrder="Ascending")["TransformJobSummaries"]
-    assert [s["TransformJobName"] for s in summaries] == ["multi", "single", "too-big"]
+    assert [s["TransformJobName"] for s in summaries] == ["multi", "single", "to-stop", "too-big"]
     assert (
         sm.list_transform_jobs(StatusEquals="Failed")["TransformJobSummaries"][0]["TransformJobName"]
         == "too-big"

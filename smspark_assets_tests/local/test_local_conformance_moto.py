@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local_service_helpers import BUCKET, CUSTOM_IMAGE, FAST, ROLE, configure_custom_algorithm, linear_job
@@ -242,3 +243,53 @@ def test_timestamps_are_datetimes(both):
     local, _ = both
     assert isinstance(local["DescribeTrainingJob"]["CreationTime"], datetime.datetime)
     assert isinstance(local["DescribeEndpoint"]["LastModifiedTime"], datetime.datetime)
+
+
+# Refused calls: the same error code on both sides (ValidationException for missing resources, as AWS).
+REFUSALS: list[tuple[str, dict[str, Any]]] = [
+    ("describe_training_job", {"TrainingJobName": "missing"}),
+    ("describe_model", {"ModelName": "missing"}),
+    ("describe_endpoint_config", {"EndpointConfigName": "missing"}),
+    ("describe_endpoint", {"EndpointName": "missing"}),
+    ("delete_endpoint", {"EndpointName": "missing"}),
+    ("delete_endpoint_config", {"EndpointConfigName": "missing"}),
+    ("delete_model", {"ModelName": "missing"}),
+    ("describe_transform_job", {"TransformJobName": "missing"}),
+    ("create_endpoint", {"EndpointName": "e", "EndpointConfigName": "missing"}),
+    (
+        "create_endpoint_config",
+        {
+            "EndpointConfigName": "c",
+            "ProductionVariants": [
+                {"VariantName": "v", "ModelName": "missing", "InitialInstanceCount": 1,
+                 "InstanceType": "ml.m5.large"}
+            ],
+        },
+    ),
+]
+
+
+def _code(call: Callable[[], Any]) -> str:
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
+    return "no error"
+
+
+def test_refused_calls_have_the_same_error_codes_as_moto(tmp_path, monkeypatch):
+    for var, value in (("SMSPARK_ROOT", str(tmp_path)), ("AWS_ACCESS_KEY_ID", "local"),
+                       ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(var, value)
+    info = process.start(tmp_path)
+    try:
+        local_sm = boto3.client("sagemaker", endpoint_url=info.url, region_name="us-east-1")
+        ours = {op: _code(lambda: getattr(local_sm, op)(**kwargs)) for op, kwargs in REFUSALS}
+    finally:
+        process.stop(tmp_path)
+    with mock_aws():
+        moto_sm = boto3.client("sagemaker", region_name="us-east-1")
+        theirs = {op: _code(lambda: getattr(moto_sm, op)(**kwargs)) for op, kwargs in REFUSALS}
+    differing = {op: (ours[op], theirs[op]) for op, _ in REFUSALS if ours[op] != theirs[op]}
+    assert not differing, f"(local, moto) error codes differ: {differing}"
+    assert all(code != "no error" for code in ours.values()), ours

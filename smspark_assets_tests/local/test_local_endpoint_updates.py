@@ -15,14 +15,16 @@ import psutil
 import pytest
 
 from local_service_helpers import CUSTOM_IMAGE, FAST, ROLE, configure_custom_algorithm, linear_job
-from smspark_assets.local import process
+from smspark_assets.local import cli, process
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def linear(tmp_path_factory):
-    """A service with the linear algorithm configured and three trained models: w=1, w=3 and one that cannot load."""
+    """A service with the linear algorithm configured and three trained models: w=1, w=3 and one that cannot
+    load.
+    """
     root = tmp_path_factory.mktemp("endpoints-root")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SMSPARK_ROOT", str(root))
@@ -145,7 +147,8 @@ def test_blue_green_update_under_load_and_rollback_of_a_broken_model(linear):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="bg", WaiterConfig=FAST)
         time.sleep(0.3)
         assert sm.describe_endpoint(EndpointName="bg")["EndpointConfigName"] == "bg-2"
-        # an update to a model that cannot load: rolled back, still InService on the old config, with the reason
+        # an update to a model that cannot load: rolled back, still InService on the old config, with the
+        # reason
         sm.update_endpoint(
             EndpointName="bg", EndpointConfigName=config(sm, "bg-3", ("AllTraffic", "broken", 1.0))
         )
@@ -164,7 +167,7 @@ def test_blue_green_update_under_load_and_rollback_of_a_broken_model(linear):
     assert predict(runtime, "bg")[0] == 6.0
 
 
-def test_a_dead_model_server_is_replaced_and_invocations_resume(linear):
+def test_a_dead_model_server_is_replaced_and_invocations_resume(linear, capsys):
     info, sm, runtime = linear
     sm.create_endpoint(
         EndpointName="phoenix", EndpointConfigName=config(sm, "phoenix", ("AllTraffic", "w1", 1.0))
@@ -180,6 +183,9 @@ def test_a_dead_model_server_is_replaced_and_invocations_resume(linear):
     os.kill(servers[0].pid, signal.SIGKILL)
     servers[0].wait(timeout=10)
     assert predict(runtime, "phoenix")[0] == 2.0  # answered by the replacement
+    # the log (the replacement appends to the same file) is kept and shown by `smspark local logs <endpoint>`
+    assert cli.main(["--root", str(info.root), "logs", "phoenix"]) == 0
+    assert capsys.readouterr().out.count("==> phoenix/logs/") == 1
     sm.delete_endpoint(EndpointName="phoenix")
     sm.get_waiter("endpoint_deleted").wait(EndpointName="phoenix", WaiterConfig=FAST)
     remaining = [
@@ -193,7 +199,12 @@ def test_instance_count_is_the_number_of_model_server_processes(linear):
     sm.create_endpoint_config(
         EndpointConfigName="two",
         ProductionVariants=[
-            {"VariantName": "AllTraffic", "ModelName": "w1", "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "w1",
+                "InitialInstanceCount": 2,
+                "InstanceType": "ml.m5.large",
+            }
         ],
     )
     sm.create_endpoint(EndpointName="two", EndpointConfigName="two")
@@ -205,7 +216,8 @@ def test_instance_count_is_the_number_of_model_server_processes(linear):
     assert servers() == min(2, os.cpu_count() or 1)
     assert {predict(runtime, "two")[0] for _ in range(10)} == {2.0}
     sm.update_endpoint_weights_and_capacities(
-        EndpointName="two", DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 1}]
+        EndpointName="two",
+        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 1}],
     )
     sm.get_waiter("endpoint_in_service").wait(EndpointName="two", WaiterConfig=FAST)
     variant = sm.describe_endpoint(EndpointName="two")["ProductionVariants"][0]

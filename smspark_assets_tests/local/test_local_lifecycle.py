@@ -99,8 +99,12 @@ def test_dynamodb_tables_survive_stop_start_and_kill(fresh_root):
     assert ddb.get_item(TableName="scores", Key={"id": {"S": "late"}})["Item"]["score"] == {"N": "1"}
     assert ddb.scan(TableName="scores", Select="COUNT")["Count"] == 101
     # a write acknowledged just before kill -9, long before any snapshot: replayed from the journal
-    ddb.update_item(TableName="scores", Key={"id": {"S": "late"}}, UpdateExpression="SET score = :s",
-                    ExpressionAttributeValues={":s": {"N": "2"}})
+    ddb.update_item(
+        TableName="scores",
+        Key={"id": {"S": "late"}},
+        UpdateExpression="SET score = :s",
+        ExpressionAttributeValues={":s": {"N": "2"}},
+    )
     ddb.delete_item(TableName="scores", Key={"id": {"S": "app-0"}})
     os.kill(info.pid, signal.SIGKILL)
     _wait_dead(info.pid)

@@ -149,3 +149,40 @@ def test_delete_endpoint_stops_it(service, trained):
     with pytest.raises(sm.exceptions.ClientError) as raised:
         sm.describe_model(ModelName="flow-delete")
     assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_batch_transform_with_the_xgboost_model(service, trained):
+    job, features = trained
+    sm, runtime = service.sm, service.runtime
+    sm.create_model(
+        ModelName="flow-batch",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/local",
+        PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"]},
+    )
+    source = service.root / "s3" / "local-test" / "score-in" / "rows.csv"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(csv_rows(features))
+    sm.create_transform_job(
+        TransformJobName="flow-batch",
+        ModelName="flow-batch",
+        BatchStrategy="MultiRecord",
+        MaxPayloadInMB=1,
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://local-test/score-in"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": "s3://local-test/score-out", "AssembleWith": "Line"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName="flow-batch", WaiterConfig=FAST)
+    described = sm.describe_transform_job(TransformJobName="flow-batch")
+    assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
+    batch = np.array((service.root / "s3" / "local-test" / "score-out" / "rows.csv.out").read_text().split(),
+                     dtype=float)
+    assert batch.shape == (len(features),)
+    if "flow-endpoint" in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]:
+        live = runtime.invoke_endpoint(EndpointName="flow-endpoint", ContentType="text/csv",
+                                       Body=csv_rows(features))
+        live_predictions = np.array(live["Body"].read().decode().split(), dtype=float)
+        np.testing.assert_allclose(batch, live_predictions, rtol=1e-6)

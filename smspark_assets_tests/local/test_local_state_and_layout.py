@@ -121,3 +121,20 @@ def test_training_worker_usage_errors_and_failure_file(tmp_path: Path):
     assert result.returncode == 1
     failure = (tmp_path / "job" / "output" / "failure").read_text()
     assert failure.startswith("AlgorithmError: KeyError") and "no-such-algorithm" in failure
+
+
+def test_paging_is_stable_when_resources_are_created_between_pages():
+    from smspark_assets.local.api_errors import ApiError
+    from smspark_assets.local.sagemaker_api import _Pager
+
+    newest_first = [{"ModelName": n} for n in ("c", "b", "a")]
+    first, token = _Pager.page(newest_first, {"MaxResults": 2}, name_key="ModelName")
+    assert [d["ModelName"] for d in first] == ["c", "b"] and token
+    # "d" is created before the next page is asked for: it sorts first, and shifts nothing
+    now = [{"ModelName": "d"}] + newest_first
+    second, token = _Pager.page(now, {"MaxResults": 2, "NextToken": token}, name_key="ModelName")
+    assert [d["ModelName"] for d in second] == ["a"] and token is None
+    with pytest.raises(ApiError, match="Invalid pagination token"):
+        _Pager.page(now, {"NextToken": "garbage"}, name_key="ModelName")
+    with pytest.raises(ApiError, match="between 1 and 100"):
+        _Pager.page(now, {"MaxResults": 0})

@@ -1,8 +1,10 @@
 """A scikit-learn logistic regression as a SageMaker script-mode entry point.
 
 Training (run as ``__main__``): reads every CSV file of the ``train`` channel (label first, no header),
-fits a standardised logistic regression with ``--C`` and ``--max_iter``, prints ``validation-auc=<value>`` when
-a ``validation`` channel is given (for ``MetricDefinitions``), and saves ``model.joblib`` into ``SM_MODEL_DIR``. On SageMaker this file
+fits a standardised logistic regression with ``--C`` and ``--max_iter``, prints ``validation-auc=<value>``
+when
+a ``validation`` channel is given (for ``MetricDefinitions``), and saves ``model.joblib`` into
+``SM_MODEL_DIR``. On SageMaker this file
 runs unchanged in the scikit-learn framework container.
 
 Serving: ``model_fn`` loads the pipeline; ``predict_fn`` answers the probability of class 1 per row;
