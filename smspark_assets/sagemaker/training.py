@@ -42,6 +42,8 @@ class TrainingRequest:
     volume_gb: int = 30
     max_runtime_seconds: int = 3600
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Custom algorithms: regexes SageMaker applies to the job log to fill FinalMetricDataList.
+    metric_definitions: Mapping[str, str] = field(default_factory=dict)
 
     def job_name(self, attempt: int = 1) -> str:
         return deterministic_name(
@@ -53,7 +55,11 @@ class TrainingRequest:
     def create_kwargs(self, job_name: str) -> dict[str, Any]:
         return {
             "TrainingJobName": job_name,
-            "AlgorithmSpecification": {"TrainingImage": self.image, "TrainingInputMode": "File"},
+            "AlgorithmSpecification": {
+                "TrainingImage": self.image, "TrainingInputMode": "File",
+                **({"MetricDefinitions": [{"Name": n, "Regex": r} for n, r in self.metric_definitions.items()]}
+                   if self.metric_definitions else {}),
+            },
             "RoleArn": self.role_arn,
             "HyperParameters": {k: str(v) for k, v in self.hyperparameters.items()},
             "InputDataConfig": [
