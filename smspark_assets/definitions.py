@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from smspark_assets.assets.custom_algorithm import credit_default_sklearn_endpoint, credit_default_sklearn_model
 from smspark_assets.assets.features import credit_features
 from smspark_assets.assets.outputs import credit_model_performance, credit_scores_dynamodb
 from smspark_assets.assets.raw import raw_credit_applications
@@ -19,6 +20,8 @@ ASSETS = [
     credit_training_channels,
     credit_default_model,
     credit_default_endpoint,
+    credit_default_sklearn_model,
+    credit_default_sklearn_endpoint,
     credit_scores,
     credit_scores_dynamodb,
     credit_model_performance,

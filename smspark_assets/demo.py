@@ -101,6 +101,7 @@ def _materialize(report: DemoReport, step: str, selection: list[Any], instance: 
 def run_demo(days: int = 14, rows: int = 20_000, start: dt.date = dt.date(2026, 11, 1), seed: int = 7,
              instance: dg.DagsterInstance | None = None) -> DemoReport:
     """Land the demo data and materialize every asset end to end; return what each stage produced."""
+    from smspark_assets.assets.custom_algorithm import credit_default_sklearn_endpoint, credit_default_sklearn_model
     from smspark_assets.assets.features import credit_features
     from smspark_assets.assets.outputs import credit_model_performance, credit_scores_dynamodb
     from smspark_assets.assets.scoring import credit_scores
@@ -118,7 +119,8 @@ def run_demo(days: int = 14, rows: int = 20_000, start: dt.date = dt.date(2026, 
     day_range = {RANGE_START: landed[0], RANGE_END: landed[-1]}
     _materialize(report, "features", [credit_features], instance, day_range)
     _materialize(report, "training + endpoint",
-                 [credit_training_channels, credit_default_model, credit_default_endpoint], instance)
+                 [credit_training_channels, credit_default_model, credit_default_endpoint,
+                  credit_default_sklearn_model, credit_default_sklearn_endpoint], instance)
     _materialize(report, "scores + dynamodb", [credit_scores, credit_scores_dynamodb], instance, day_range)
     _materialize(report, "performance", [credit_model_performance], instance)
 
@@ -142,6 +144,7 @@ def format_report(report: DemoReport) -> str:
     channels = md.get("credit_training_channels", {})
     model = md.get("credit_default_model", {})
     endpoint = md.get("credit_default_endpoint", {})
+    custom = md.get("credit_default_sklearn_model", {})
     scores = md.get("credit_scores", {})
     dynamo = md.get("credit_scores_dynamodb", {})
     perf = md.get("credit_model_performance", {})
@@ -162,6 +165,8 @@ def format_report(report: DemoReport) -> str:
         f"{get(model, 'training_seconds')} s)",
         f"validation AUC       {get(model, 'validation_auc')}  gate passed: "
         f"{report.checks.get('credit_default_model:validation_auc_gate')}",
+        f"custom algorithm     {get(custom, 'model_name')}  validation AUC {get(custom, 'validation_auc')}  "
+        f"(scikit-learn, script mode; endpoint {get(md.get('credit_default_sklearn_endpoint', {}), 'endpoint_name')})",
         f"endpoint             {get(endpoint, 'endpoint_name')}  status {get(endpoint, 'status')}  "
         f"({get(endpoint, 'action')})",
         f"scored rows          {get(scores, 'rows_scored')}  ({get(scores, 'rows_per_s')} rows/s, "

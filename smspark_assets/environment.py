@@ -103,3 +103,9 @@ def resolve_uri(uri: str) -> str:
 def partitions_start() -> str:
     """First day of the daily partitions (``SMSPARK_PARTITIONS_START``, default 2026-10-01)."""
     return os.environ.get("SMSPARK_PARTITIONS_START", "2026-10-01")
+
+
+def sklearn_image_uri() -> str:
+    """The custom scikit-learn container (``SMSPARK_SKLEARN_IMAGE``); locally a name the service maps to the script."""
+    return os.environ.get("SMSPARK_SKLEARN_IMAGE",
+                          f"000000000000.dkr.ecr.{region()}.amazonaws.com/smspark-sklearn-logistic:1")

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from smspark_assets.assets.custom_algorithm import credit_default_sklearn_endpoint, credit_default_sklearn_model
 from smspark_assets.assets.features import credit_features
 from smspark_assets.assets.outputs import credit_model_performance, credit_scores_dynamodb
 from smspark_assets.assets.scoring import credit_scores
@@ -19,6 +20,7 @@ daily_scoring_job = dg.define_asset_job(
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.assets(credit_training_channels, credit_default_model, credit_default_endpoint,
+                                       credit_default_sklearn_model, credit_default_sklearn_endpoint,
                                        credit_model_performance),
     description="Channels from every prepared day, training (adopted when unchanged), quality gate, endpoint.",
 )

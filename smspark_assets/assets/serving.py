@@ -1,5 +1,4 @@
-"""Serving: the live SageMaker endpoint that answers for the credit default model."""
-
+"""Serving: live SageMaker endpoints for the models that passed their quality gates."""
 
 from typing import Any
 
@@ -10,28 +9,32 @@ from smspark_assets.sagemaker.endpoints import deploy_model
 
 
 class EndpointConfig(dg.Config):
-    endpoint_name: str = "credit-default"
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = 1
+
+
+def deploy_gated_model(context: dg.AssetExecutionContext, sagemaker: SageMakerResource, model: dict[str, Any],
+                       endpoint_name: str, config: EndpointConfig) -> dg.Output[dict[str, Any]]:
+    """Serve ``model`` on ``endpoint_name`` if it passed its gate; the handle names what serves."""
+    gate = model.get("quality_gate", {})
+    if not gate.get("passed"):
+        # The blocking check stops this in the same run; this guards runs that select the endpoint alone.
+        raise dg.Failure(f"model {model['model_name']} failed its quality gate "
+                         f"({gate.get('metric')}={gate.get('value')} < {gate.get('minimum')}); not deploying it")
+    result = deploy_model(sagemaker.sagemaker, endpoint_name, model["model_name"], config.instance_type,
+                          config.instance_count, poll_seconds=sagemaker.poll_seconds, log=context.log.info)
+    handle = {"endpoint_name": result.endpoint_name, "config_name": result.config_name,
+              "model_name": result.model_name, "status": result.status,
+              "feature_columns": model.get("feature_columns")}
+    return dg.Output(handle, metadata={"endpoint_name": result.endpoint_name, "status": result.status,
+                                       "action": result.action, "endpoint_config": result.config_name,
+                                       "model_name": result.model_name})
 
 
 @dg.asset(group_name="serving", kinds={"sagemaker"}, io_manager_key="json_io_manager")
 def credit_default_endpoint(context: dg.AssetExecutionContext, config: EndpointConfig,
                             credit_default_model: dict[str, Any], sagemaker: SageMakerResource
                             ) -> dg.Output[dict[str, Any]]:
-    """The live endpoint serving the latest model that passed its quality gate; a new model updates the
-    endpoint in place (blue/green), an unchanged one leaves it alone."""
-    gate = credit_default_model.get("quality_gate", {})
-    if not gate.get("passed"):
-        # The blocking check stops this in the same run; this guards runs that select the endpoint alone.
-        raise dg.Failure(f"model {credit_default_model['model_name']} failed its quality gate "
-                         f"({gate.get('metric')}={gate.get('value')} < {gate.get('minimum')}); not deploying it")
-    result = deploy_model(sagemaker.sagemaker, config.endpoint_name, credit_default_model["model_name"],
-                          config.instance_type, config.instance_count, poll_seconds=sagemaker.poll_seconds,
-                          log=context.log.info)
-    handle = {"endpoint_name": result.endpoint_name, "config_name": result.config_name,
-              "model_name": result.model_name, "status": result.status,
-              "feature_columns": credit_default_model.get("feature_columns")}
-    return dg.Output(handle, metadata={"endpoint_name": result.endpoint_name, "status": result.status,
-                                       "action": result.action, "endpoint_config": result.config_name,
-                                       "model_name": result.model_name})
+    """The live endpoint `credit-default` serving the latest XGBoost model that passed its quality gate;
+    a new model updates the endpoint in place (blue/green), an unchanged one leaves it alone."""
+    return deploy_gated_model(context, sagemaker, credit_default_model, "credit-default", config)

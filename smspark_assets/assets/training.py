@@ -1,7 +1,7 @@
 """Training: Spark writes the XGBoost channels; SageMaker trains the model behind a blocking quality gate."""
 
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import dagster as dg
 from pydantic import Field
@@ -102,33 +102,45 @@ def credit_default_model(context: dg.AssetExecutionContext, config: ModelConfig,
     except ValueError as exc:
         raise dg.Failure(str(exc)) from exc
     image = image_uri("xgboost", sagemaker.region_name or region())
-    handle_channels = credit_training_channels["channels"]
+    yield from train_register_and_gate(
+        context, sagemaker, credit_training_channels, name_prefix="credit-default-xgb", image=image,
+        hyperparameters=config.hyperparameters, instance_type=config.instance_type,
+        gate_metric="validation:auc", minimum=config.min_validation_auc, check_name=QUALITY_GATE)
+
+
+def train_register_and_gate(context: dg.AssetExecutionContext, sagemaker: SageMakerResource,
+                            channels: dict[str, Any], *, name_prefix: str, image: str,
+                            hyperparameters: Mapping[str, str], instance_type: str, gate_metric: str,
+                            minimum: float, check_name: str, metric_definitions: Mapping[str, str] | None = None,
+                            ) -> Iterator[dg.Output[dict[str, Any]] | dg.AssetCheckResult]:
+    """Train (or adopt) the job the channels and hyperparameters determine, register the SageMaker model,
+    and yield the model handle plus its quality-gate check on ``gate_metric`` >= ``minimum``."""
     request = TrainingRequest(
-        name_prefix="credit-default-xgb",
+        name_prefix=name_prefix,
         image=image,
         role_arn=sagemaker.role_arn,
-        hyperparameters=config.hyperparameters,
-        channels={name: Channel(uri, credit_training_channels["content_type"])
-                  for name, uri in handle_channels.items()},
+        hyperparameters=hyperparameters,
+        channels={name: Channel(uri, channels["content_type"]) for name, uri in channels["channels"].items()},
         output_uri=layout().model_output,
-        data_fingerprint=credit_training_channels["fingerprint"],
-        instance_type=config.instance_type,
-        tags={"project": "smspark_assets", "asset": "credit_default_model"},
+        data_fingerprint=channels["fingerprint"],
+        instance_type=instance_type,
+        tags={"project": "smspark_assets", "asset": context.asset_key.to_user_string()},
+        metric_definitions=metric_definitions or {},
     )
     result = run_training_job(sagemaker.sagemaker, request, poll_seconds=sagemaker.poll_seconds,
                               log=context.log.info)
     created = ensure_model(sagemaker.sagemaker, result.job_name, image, result.model_artifacts, sagemaker.role_arn)
-    auc = result.metrics.get("validation:auc")
-    passed = auc is not None and auc >= config.min_validation_auc
+    value = result.metrics.get(gate_metric)
+    passed = value is not None and value >= minimum
+    shown = float(value) if value is not None else float("nan")
     handle = {
         "model_name": result.job_name,
         "training_job_name": result.job_name,
         "image": image,
         "model_data_url": result.model_artifacts,
         "metrics": result.metrics,
-        "feature_columns": credit_training_channels.get("feature_columns"),
-        "quality_gate": {"metric": "validation:auc", "value": auc, "minimum": config.min_validation_auc,
-                         "passed": passed},
+        "feature_columns": channels.get("feature_columns"),
+        "quality_gate": {"metric": gate_metric, "value": value, "minimum": minimum, "passed": passed},
     }
     yield dg.Output(handle, metadata={
         "training_job_name": result.job_name,
@@ -137,18 +149,17 @@ def credit_default_model(context: dg.AssetExecutionContext, config: ModelConfig,
         "model_created": created,
         "hyperparameters": dg.MetadataValue.json(result.hyperparameters),
         "validation_metrics": dg.MetadataValue.json(result.metrics),
-        "validation_auc": float(auc) if auc is not None else float("nan"),
+        gate_metric.replace(":", "_"): shown,
         "training_seconds": round(result.training_seconds, 2),
         "billable_seconds": result.billable_seconds or 0,
         "model_artifacts": dg.MetadataValue.path(result.model_artifacts),
         "image": image,
     })
     yield dg.AssetCheckResult(
-        check_name=QUALITY_GATE,
+        check_name=check_name,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"validation_auc": float(auc) if auc is not None else float("nan"),
-                  "minimum": config.min_validation_auc},
+        metadata={gate_metric.replace(":", "_"): shown, "minimum": minimum},
         description=None if passed else (
-            f"validation AUC {auc} is below the minimum {config.min_validation_auc}; the endpoint keeps its model"),
+            f"{gate_metric} {value} is below the minimum {minimum}; the endpoint keeps its model"),
     )

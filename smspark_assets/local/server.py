@@ -87,7 +87,15 @@ class LocalService:
         self.done = threading.Event()
 
     def custom_images(self) -> dict[str, str]:
-        """Image URI (or prefix ending in ``*``) -> script-mode entry point, from ``config.json``."""
+        """Image URI (or prefix ending in ``*``) -> script-mode entry point, from ``config.json``.
+
+        Re-read when the file changes, so a mapping registered while the service runs takes effect.
+        """
+        path = self.layout.config_json
+        mtime = path.stat().st_mtime_ns if path.exists() else 0
+        if mtime != getattr(self, "_config_mtime", None):
+            self.config = read_config(path)
+            self._config_mtime = mtime
         return dict(self.config.get("custom_images") or {})
 
     def recover(self) -> None:

@@ -68,9 +68,32 @@ class SageMakerResource(AwsServiceResource):
     """SageMaker control plane + runtime, plus what every training job and model needs (role, poll interval)."""
 
     role_arn: str = "arn:aws:iam::000000000000:role/smspark-local"
+    # Local stack only: custom image URI -> script-mode entry point (module or .py path) it stands for.
+    custom_images: dict[str, str] = {}
     # How often to poll a job or endpoint; the local stack answers in seconds, AWS in minutes.
     poll_seconds: float = 30.0
     instance_type: str = "ml.m5.xlarge"
+
+    def service_url(self) -> str | None:
+        url = super().service_url()
+        if self.local_stack and self.custom_images:
+            self._register_custom_images()
+        return url
+
+    def _register_custom_images(self) -> None:
+        """Merge our custom images into the local service's ``config.json`` (read when it changes)."""
+        import json
+
+        from smspark_assets.local.layout import LocalLayout
+
+        path = LocalLayout.for_root(Path(self.local_root) if self.local_root else project_root()).config_json
+        config = json.loads(path.read_text()) if path.exists() else {}
+        images = {**config.get("custom_images", {}), **self.custom_images}
+        if images != config.get("custom_images"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({**config, "custom_images": images}, indent=2))
+            tmp.replace(path)
 
     @cached_property
     def sagemaker(self):

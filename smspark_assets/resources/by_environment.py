@@ -5,7 +5,9 @@ from typing import Any
 
 import dagster as dg
 
-from smspark_assets.environment import Environment, get_environment, local_s3_root, project_root, region
+from smspark_assets.environment import (Environment, get_environment, local_s3_root, project_root, region,
+                                        sklearn_image_uri)
+from smspark_assets.local.script_examples import SKLEARN_ENTRY_POINT
 from smspark_assets.layout import layout
 from smspark_assets.resources.aws import DynamoDBResource, SageMakerResource
 from smspark_assets.resources.catalog import GlueAthenaCatalogResource, LocalCatalogResource
@@ -31,7 +33,8 @@ def local_resources() -> dict[str, Any]:
     return {
         "store": store,
         "spark": LocalSparkJobRunner(root=root),
-        "sagemaker": SageMakerResource(region_name=region(), local_stack=True, local_root=root, poll_seconds=1.0),
+        "sagemaker": SageMakerResource(region_name=region(), local_stack=True, local_root=root, poll_seconds=1.0,
+                                       custom_images={sklearn_image_uri(): SKLEARN_ENTRY_POINT}),
         "dynamodb": dynamodb,
         "catalog": LocalCatalogResource(root=root),
         **_io_managers(store, dynamodb),

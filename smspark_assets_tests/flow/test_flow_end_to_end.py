@@ -75,6 +75,18 @@ def test_model_passes_its_gate_and_the_endpoint_serves(flow: dict) -> None:
     assert len(predictions) == 2 and all(0.0 <= p <= 1.0 for p in predictions)
 
 
+def test_custom_script_mode_model_is_gated_and_served(flow: dict) -> None:
+    md = flow["report"].metadata
+    assert md["credit_default_sklearn_model"]["validation_auc"] > 0.7  # parsed from the log by MetricDefinitions
+    assert flow["report"].checks["credit_default_sklearn_model:sklearn_validation_auc_gate"] is True
+    columns = md["credit_training_channels"]["feature_columns"]
+    body = "\n".join([",".join(["0"] * len(columns)), ",".join(["1"] * len(columns))]) + "\n"
+    answer = _client(flow, "sagemaker-runtime").invoke_endpoint(
+        EndpointName="credit-default-sklearn", ContentType="text/csv", Accept="text/csv", Body=body.encode())
+    predictions = [float(x) for x in answer["Body"].read().decode().split()]
+    assert len(predictions) == 2 and all(0.0 <= p <= 1.0 for p in predictions)
+
+
 def test_sql_answers_over_the_scored_table(flow: dict) -> None:
     from smspark_assets.resources.by_environment import resources_for
 
