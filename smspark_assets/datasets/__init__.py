@@ -1,0 +1,1 @@
+"""Demo data generators, one module per dataset (``credit``: daily partitions of credit applications)."""

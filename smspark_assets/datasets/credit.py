@@ -76,6 +76,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from smspark_assets.environment import default_bucket, resolve_uri, split_s3_uri
 
@@ -297,8 +299,12 @@ def malformed_row_indices(n: int, day: dt.date, seed: int) -> tuple[np.ndarray, 
 
 def render_csv(df: pd.DataFrame, day: dt.date, seed: int) -> tuple[list[str], int]:
     """CSV lines (header first) with the malformed rows injected; also the number of malformed rows."""
-    text = df.to_csv(index=False, columns=list(COLUMNS), lineterminator="\n")
-    lines = text.split("\n")[:-1]  # the text ends with a newline
+    # Arrow's CSV writer is several times faster than pandas'; no value needs quoting (no commas, quotes
+    # or newlines in ids and categories), and empty cells stand for missing values.
+    table = pa.Table.from_pandas(df[list(COLUMNS)], preserve_index=False)
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    lines = [",".join(COLUMNS), *sink.getvalue().decode("utf-8").split("\n")[:-1]]
     bad_number, bad_width = malformed_row_indices(len(df), day, seed)
     income_pos = COLUMNS.index("annual_income")
     junk = ("45k", "N/A", "unknown", "$52,000")

@@ -62,13 +62,46 @@ def check_params(job: JobFn, params: Mapping[str, Any] | None) -> dict[str, Any]
     return dict(params)
 
 
+def open_pipes() -> Any:
+    """``open_dagster_pipes`` with the loader/writer the launching client asked for.
+
+    Locally ``PipesSubprocessClient`` passes a temp file for the context and the messages (the defaults).
+    On EMR Serverless our runner injects the context and reads the messages through an S3 bucket
+    (``PipesS3ContextInjector`` / ``PipesS3MessageReader``); the bootstrap parameters then name a
+    ``bucket`` and the S3 loader/writer are needed. Decided from those parameters, not from
+    SMSPARK_ENV, so any client configuration works.
+    """
+    from dagster_pipes import (
+        PipesDefaultContextLoader,
+        PipesDefaultMessageWriter,
+        PipesEnvVarParamsLoader,
+        PipesS3ContextLoader,
+        PipesS3MessageWriter,
+        open_dagster_pipes,
+    )
+
+    params_loader = PipesEnvVarParamsLoader()
+    if not params_loader.is_dagster_pipes_process():
+        return open_dagster_pipes(params_loader=params_loader)
+    context_params = params_loader.load_context_params()
+    messages_params = params_loader.load_messages_params()
+    s3 = None
+    if "bucket" in context_params or "bucket" in messages_params:
+        import boto3
+
+        s3 = boto3.client("s3")
+    return open_dagster_pipes(
+        params_loader=params_loader,
+        context_loader=PipesS3ContextLoader(s3) if "bucket" in context_params else PipesDefaultContextLoader(),
+        message_writer=PipesS3MessageWriter(s3) if "bucket" in messages_params else PipesDefaultMessageWriter(),
+    )
+
+
 def run_under_pipes(job: JobFn, app_name: str) -> None:
     """Open Pipes, run ``job`` in a session from :func:`~.session.get_session`, report its metadata."""
-    from dagster_pipes import open_dagster_pipes
-
     from smspark_assets.spark_jobs.session import get_session
 
-    with open_dagster_pipes() as pipes:
+    with open_pipes() as pipes:
         params = check_params(job, pipes.get_extra("params") if "params" in pipes.extras else {})
         pipes.log.info(f"{app_name}: starting with params {sorted(params)}")
         spark = get_session(app_name)

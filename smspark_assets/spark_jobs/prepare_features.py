@@ -26,6 +26,7 @@ list is also written to ``<output_prefix>/_feature_columns.json`` for the channe
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -159,6 +160,28 @@ def read_raw(spark: SparkSession, raw_prefix: str, partitions: list[str]) -> Dat
     return out
 
 
+class RawHeaderError(ValueError):
+    """A raw file's header names other columns (or another order) than :data:`RAW_SCHEMA`."""
+
+
+def _collect_checking_header(df: DataFrame) -> list[Any]:
+    """``df.collect()``, turning Spark's buried header-mismatch failure into a clear error."""
+    try:
+        return df.collect()
+    except Exception as exc:
+        text = str(exc)
+        if "CSV header does not conform to the schema" not in text:
+            raise
+        header = re.search(r"Header: ([^\n]*)", text)
+        path = re.search(r"reading file ([^\s]+?)\.?\s", text)
+        expected = [f.name for f in RAW_SCHEMA.fields if f.name != CORRUPT]
+        raise RawHeaderError(
+            f"raw CSV header does not match the expected columns"
+            f"{' in ' + path.group(1) if path else ''}: found [{header.group(1).strip() if header else '?'}], "
+            f"expected [{', '.join(expected)}] in this order"
+        ) from None
+
+
 def _reject_reason() -> Column:
     return (
         F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed_csv"))
@@ -174,9 +197,9 @@ def _clip(column: str) -> Column:
     return F.when(c.isNull(), None).otherwise(F.least(F.greatest(c, F.lit(float(lo))), F.lit(float(hi))))
 
 
-def build_features(valid: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(features, per-dt medians) from parsed, valid rows. Pure DataFrame logic, no I/O."""
-    clipped = valid.select(
+def _clean(valid: DataFrame) -> DataFrame:
+    """Typed, trimmed, normalized and clipped columns (nulls kept)."""
+    return valid.select(
         F.trim(F.col(ID_COLUMN)).alias(ID_COLUMN),
         F.to_date(F.col("application_date")).alias("application_date"),
         F.col(LABEL).cast("int").alias(LABEL),
@@ -186,12 +209,27 @@ def build_features(valid: DataFrame) -> tuple[DataFrame, DataFrame]:
         *[_clip(c).alias(c) for c in NUMERIC_COLUMNS],
         F.col("dt"),
     )
-    medians = clipped.groupBy("dt").agg(
-        *[F.expr(f"percentile(`{c}`, 0.5)").alias(f"{c}__median") for c in NUMERIC_COLUMNS]
-    )
-    joined = clipped.join(F.broadcast(medians), on="dt", how="left")
+
+
+def partition_medians(valid: DataFrame) -> dict[str, dict[str, float | None]]:
+    """Exact medians of the clipped numeric columns per ``dt`` (one small aggregation, collected)."""
+    rows = _clean(valid).groupBy("dt").agg(
+        *[F.expr(f"percentile(`{c}`, 0.5)").alias(c) for c in NUMERIC_COLUMNS]
+    ).collect()
+    return {r["dt"]: {c: (None if r[c] is None else float(r[c])) for c in NUMERIC_COLUMNS} for r in rows}
+
+
+def build_features(valid: DataFrame, medians: dict[str, dict[str, float | None]]) -> DataFrame:
+    """Features from parsed, valid rows and their partitions' ``medians``. Pure DataFrame logic, no I/O."""
+    clipped = _clean(valid)
+
+    def median_of(c: str) -> Column:
+        # The few partitions of a run become a literal map dt -> median: no join, no second pass.
+        pairs = [x for d, m in sorted(medians.items()) if m.get(c) is not None for x in (F.lit(d), F.lit(m[c]))]
+        return F.create_map(*pairs)[F.col("dt")] if pairs else F.lit(None).cast("double")
+
     imputed = [
-        F.coalesce(F.col(c), F.col(f"{c}__median"), F.lit(float(FALLBACK_MEDIANS[c]))).alias(c)
+        F.coalesce(F.col(c), median_of(c), F.lit(float(FALLBACK_MEDIANS[c]))).alias(c)
         for c in NUMERIC_COLUMNS
     ]
     indicators = [F.col(c).isNull().cast("int").alias(f"{c}_missing") for c in MISSING_INDICATORS]
@@ -202,7 +240,7 @@ def build_features(valid: DataFrame) -> tuple[DataFrame, DataFrame]:
         known = F.col(column).isin(*values)
         # NULL (missing) and unknown categories share the "other" bucket.
         one_hots.append(F.when(known, 0).otherwise(1).alias(f"{column}__other"))
-    staged = joined.select(
+    staged = clipped.select(
         ID_COLUMN, "application_date", LABEL, "dt", *imputed, *indicators, *one_hots,
     )
     staged = staged.withColumn(
@@ -216,7 +254,7 @@ def build_features(valid: DataFrame) -> tuple[DataFrame, DataFrame]:
         *FEATURE_COLUMNS,
         "dt",
     )
-    return features, medians
+    return features
 
 
 def default_quarantine_prefix(raw_prefix: str) -> str:
@@ -245,7 +283,7 @@ def prepare_features(
         # One pass gives both the rows read and the rejections per dt.
         rows_read = {dt: 0 for dt in parts}
         rejected_by_dt: dict[str, dict[str, int]] = {dt: {} for dt in parts}
-        for r in raw.groupBy("dt", "_reject_reason").count().collect():
+        for r in _collect_checking_header(raw.groupBy("dt", "_reject_reason").count()):
             rows_read[r["dt"]] += int(r["count"])
             if r["_reject_reason"] is not None:
                 rejected_by_dt[r["dt"]][r["_reject_reason"]] = int(r["count"])
@@ -263,11 +301,9 @@ def prepare_features(
         storage.overwrite_partitions(quarantine, quarantine_prefix, parts, "json", sort_by=[ID_COLUMN])
 
         valid = raw.where(F.col("_reject_reason").isNull())
-        features, medians = build_features(valid)
+        medians_by_dt = partition_medians(valid)
+        features = build_features(valid, medians_by_dt)
         storage.overwrite_partitions(features, output_prefix, parts, "parquet", sort_by=[ID_COLUMN])
-        medians_by_dt = {
-            r["dt"]: {c: r[f"{c}__median"] for c in NUMERIC_COLUMNS} for r in medians.collect()
-        }
     finally:
         raw.unpersist()
 

@@ -137,17 +137,18 @@ def require_partitions(spark: SparkSession, prefix_uri: str, partitions: list[st
 
 
 def overwrite_partitions(df: DataFrame, prefix_uri: str, partitions: list[str], fmt: str, sort_by: list[str]) -> None:
-    """Replace exactly the ``dt`` partitions ``partitions`` under ``prefix_uri`` with ``df`` (one file per dt).
+    """Replace exactly the ``dt`` partitions ``partitions`` under ``prefix_uri`` with ``df``.
 
     Dynamic overwrite leaves the other partitions alone; a given partition with no rows this time is
-    deleted up front, so it does not keep stale rows from an earlier run.
+    deleted up front, so it does not keep stale rows from an earlier run. There is no shuffle: the
+    jobs' inputs are read per ``dt`` (one or a few files each), so every task already holds rows of a
+    single ``dt`` and writes one sorted file for it, in parallel across days.
     """
     spark = df.sparkSession
     for dt in partitions:
         delete(spark, partition_location(prefix_uri, dt))
     (
-        df.repartition("dt")
-        .sortWithinPartitions("dt", *sort_by)
+        df.sortWithinPartitions("dt", *sort_by)
         .write.mode("overwrite")
         .option("partitionOverwriteMode", "dynamic")
         .partitionBy("dt")
