@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from smspark_assets.assets.algorithm_models import ALGORITHM_ASSETS, algorithms_job
 from smspark_assets.assets.custom_algorithm import credit_default_sklearn_endpoint, credit_default_sklearn_model
 from smspark_assets.assets.features import credit_features
 from smspark_assets.assets.outputs import credit_model_performance, credit_scores_dynamodb
@@ -25,13 +26,14 @@ ASSETS = [
     credit_scores,
     credit_scores_dynamodb,
     credit_model_performance,
+    *ALGORITHM_ASSETS,
 ]
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[daily_scoring_job, training_job],
+        jobs=[daily_scoring_job, training_job, algorithms_job],
         sensors=[raw_applications_sensor],
         schedules=[weekly_training_schedule],
         resources=resources_for(),

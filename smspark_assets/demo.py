@@ -35,6 +35,7 @@ class DemoReport:
     query: Any = None
     lookup: dict[str, Any] | None = None
     raw_written: int = 0
+    results: dict[str, dg.ExecuteInProcessResult] = field(default_factory=dict)
 
 
 # Spark jobs each take the machine's cores: queue sensor-launched runs one at a time locally.
@@ -82,11 +83,13 @@ def _values(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def _materialize(report: DemoReport, step: str, selection: list[Any], instance: dg.DagsterInstance,
-                 tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
+                 tags: dict[str, str] | None = None, run_config: dict[str, Any] | None = None
+                 ) -> dg.ExecuteInProcessResult:
     started = time.monotonic()
     result = dg.materialize(ASSETS, selection=selection, instance=instance, resources=resources_for(),
-                            tags=tags or {}, raise_on_error=False)
+                            tags=tags or {}, raise_on_error=False, run_config=run_config)
     report.seconds[step] = time.monotonic() - started
+    report.results[step] = result
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
         report.metadata.setdefault(mat.asset_key.to_user_string(), {}).update(_values(mat.metadata))
@@ -99,8 +102,15 @@ def _materialize(report: DemoReport, step: str, selection: list[Any], instance: 
 
 
 def run_demo(days: int = 14, rows: int = 20_000, start: dt.date = dt.date(2026, 11, 1), seed: int = 7,
-             instance: dg.DagsterInstance | None = None) -> DemoReport:
-    """Land the demo data and materialize every asset end to end; return what each stage produced."""
+             instance: dg.DagsterInstance | None = None,
+             run_configs: dict[str, dict[str, Any]] | None = None) -> DemoReport:
+    """Land the demo data and materialize every asset end to end; return what each stage produced.
+
+    ``run_configs`` maps a step name ("features", "training + endpoint", "algorithms",
+    "scores + dynamodb", "performance") to the run config of that step's materialization.
+    """
+    run_configs = run_configs or {}
+    from smspark_assets.assets.algorithm_models import ALGORITHM_ASSETS
     from smspark_assets.assets.custom_algorithm import credit_default_sklearn_endpoint, credit_default_sklearn_model
     from smspark_assets.assets.features import credit_features
     from smspark_assets.assets.outputs import credit_model_performance, credit_scores_dynamodb
@@ -117,12 +127,16 @@ def run_demo(days: int = 14, rows: int = 20_000, start: dt.date = dt.date(2026, 
     for day in landed:  # the raw asset is external: record what landed, as the sensor does
         instance.report_runless_asset_event(dg.AssetMaterialization(RAW_APPLICATIONS, partition=day))
     day_range = {RANGE_START: landed[0], RANGE_END: landed[-1]}
-    _materialize(report, "features", [credit_features], instance, day_range)
+    _materialize(report, "features", [credit_features], instance, day_range, run_configs.get("features"))
     _materialize(report, "training + endpoint",
                  [credit_training_channels, credit_default_model, credit_default_endpoint,
-                  credit_default_sklearn_model, credit_default_sklearn_endpoint], instance)
-    _materialize(report, "scores + dynamodb", [credit_scores, credit_scores_dynamodb], instance, day_range)
-    _materialize(report, "performance", [credit_model_performance], instance)
+                  credit_default_sklearn_model, credit_default_sklearn_endpoint], instance,
+                 run_config=run_configs.get("training + endpoint"))
+    _materialize(report, "algorithms", list(ALGORITHM_ASSETS), instance, run_config=run_configs.get("algorithms"))
+    _materialize(report, "scores + dynamodb", [credit_scores, credit_scores_dynamodb], instance, day_range,
+                 run_configs.get("scores + dynamodb"))
+    _materialize(report, "performance", [credit_model_performance], instance,
+                 run_config=run_configs.get("performance"))
 
     resources = resources_for()
     report.query = resources["catalog"].query(
@@ -173,6 +187,8 @@ def format_report(report: DemoReport) -> str:
         f"{get(scores, 'requests')} requests)",
         f"dynamodb items       {get(dynamo, 'items_written')}  (table {get(dynamo, 'dynamodb/table')})",
         f"test AUC             {get(perf, 'test_auc')}",
+        "other algorithms     " + str(md.get("algorithm_endpoint_scores", {}).get("summary", "n/a")).replace(
+            "\n", "\n                     "),
         "stage seconds        " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()),
         "",
         f"SQL> SELECT dt, COUNT(*), AVG(prediction), ... FROM {SCORES_TABLE} GROUP BY dt",

@@ -2,8 +2,6 @@
 DuckDB over the scored Parquet, DynamoDB in the local service."""
 
 import datetime as dt
-from pathlib import Path
-from typing import Iterator
 
 import boto3
 import dagster as dg
@@ -13,27 +11,11 @@ from smspark_assets.datasets.credit import expected_malformed
 
 pytestmark = pytest.mark.integration
 
-DAYS, ROWS = 2, 1500
-START = dt.date(2026, 11, 1)
 
 
-@pytest.fixture(scope="module")
-def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    root = tmp_path_factory.mktemp("flow") / "smspark"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SMSPARK_ROOT", str(root))
-        mp.setenv("SMSPARK_ENV", "local")
-        mp.setenv("DAGSTER_HOME", str(root / "dagster"))
-        from smspark_assets.demo import run_demo
-        from smspark_assets.local import process
-
-        try:
-            with dg.instance_for_test() as instance:
-                report = run_demo(days=DAYS, rows=ROWS, start=START, instance=instance)
-                url = process.ensure_running(root)
-                yield {"report": report, "instance": instance, "root": root, "url": url}
-        finally:
-            process.stop(root)
+@pytest.fixture
+def flow(demo_flow: dict) -> dict:
+    return demo_flow
 
 
 def _client(flow: dict, service: str):
@@ -43,8 +25,9 @@ def _client(flow: dict, service: str):
 
 def test_every_well_formed_raw_row_is_scored_and_served(flow: dict) -> None:
     md = flow["report"].metadata
-    raw_rows = DAYS * ROWS
-    malformed = sum(expected_malformed(START + dt.timedelta(days=d), ROWS) for d in range(DAYS))
+    days, rows, start = flow["days"], flow["rows"], flow["start"]
+    raw_rows = days * rows
+    malformed = sum(expected_malformed(start + dt.timedelta(days=d), rows) for d in range(days))
     assert md["credit_features"]["rows_read"] == raw_rows
     assert md["credit_features"]["malformed_rows"] == malformed  # counted and quarantined, never silent
     scored = md["credit_scores"]["rows_scored"]

@@ -1,0 +1,275 @@
+"""One demo model per built-in algorithm besides XGBoost: trained, gated, served and answering.
+
+For each model of :data:`~smspark_assets.assets.algorithm_catalog.DEMO_MODELS`:
+
+* ``<key>_model``: a SageMaker training job on the algorithm's image, named by what determines it
+  (channel fingerprint, image, hyperparameters) and adopted when it already completed, then a SageMaker
+  model; hyperparameters are validated by the algorithm's spec before any job exists;
+* ``<key>_quality_gate``: a blocking asset check on a metric of the job (``FinalMetricDataList``) against
+  a baseline measured on the same data; a model that fails it never reaches its endpoint;
+* ``<key>_endpoint``: the endpoint ``algo-<key>`` serving the model (updated blue/green when it changes).
+
+``algorithm_endpoint_scores`` then sends a held-out sample through every endpoint, as recordIO-protobuf
+requests of at most 5 MiB, reads the answers with the algorithm's deserializer (its SageMaker-Spark output
+columns) and reports test figures computed from the endpoints' answers.
+
+Add ``ALGORITHM_ASSETS`` to the Definitions' assets and ``algorithms_job`` to its jobs.
+"""
+
+
+import io
+import tarfile
+from typing import Any, Iterator
+
+import dagster as dg
+import numpy as np
+from pydantic import Field
+
+from smspark_assets.assets.algorithm_catalog import BY_KEY, DEMO_MODELS, GROUP, DemoModel, hyperparameters_for
+from smspark_assets.assets.algorithm_data import (
+    algorithm_documents, algorithm_interactions, algorithm_training_channels, models_prefix,
+)
+from smspark_assets.assets.algorithm_scoring import score_endpoint
+from smspark_assets.environment import region
+from smspark_assets.local.algorithms import get_algorithm
+from smspark_assets.resources.aws import SageMakerResource
+from smspark_assets.resources.storage import ObjectStoreResource
+from smspark_assets.sagemaker.endpoints import deploy_model
+from smspark_assets.sagemaker.errors import HyperparameterError
+from smspark_assets.sagemaker.images import image_uri
+from smspark_assets.sagemaker.training import Channel, TrainingRequest, ensure_model, run_training_job
+
+RECORDIO = "application/x-recordio-protobuf"
+
+
+class AlgorithmModelConfig(dg.Config):
+    """How a demo model is trained and what it must reach to be served."""
+
+    hyperparameters: dict[str, str] = Field(
+        default_factory=dict,
+        description="Overrides of the model's default hyperparameters (strings, in either SDK's forms); "
+                    "validated by the algorithm before any job starts.")
+    gate_parameter: float | None = Field(
+        default=None, description="The quality gate's parameter (see the check's description); default: the "
+                                  "model's own.")
+    instance_type: str = "ml.m5.xlarge"
+
+
+class AlgorithmEndpointConfig(dg.Config):
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+
+
+def pca_explained_variance_ratio(store: ObjectStoreResource, model_data_url: str,
+                                 total_variance: float) -> float:
+    """Share of ``total_variance`` the PCA model's components explain (from the artifact's ``model_algo-1``).
+
+    The model file is the project's PCA layout (a NumPy archive with ``s``, singular values, and
+    ``explained_variance``); the ratio is what the PCA quality gate checks, since SageMaker's PCA reports
+    no training metric.
+    """
+    with tarfile.open(fileobj=io.BytesIO(store.read_bytes(model_data_url)), mode="r:gz") as tar:
+        member = tar.extractfile("model_algo-1")
+        if member is None:
+            raise ValueError(f"{model_data_url} holds no model_algo-1")
+        payload = member.read()
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
+            explained = np.asarray(archive["explained_variance"], dtype=np.float64)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ValueError(f"model_algo-1 in {model_data_url} is not a PCA model this project can read "
+                         f"(expected a NumPy archive with 'explained_variance'): {exc}") from exc
+    if total_variance <= 0:
+        raise ValueError(f"the total variance of the PCA train rows must be positive, got {total_variance}")
+    return float(explained.sum() / total_variance)
+
+
+def _validated(model: DemoModel, hyperparameters: dict[str, str]) -> None:
+    """Refuse bad hyperparameters before any job exists, with the allowed range in the message."""
+    try:
+        get_algorithm(model.algorithm).validate_hyperparameters(hyperparameters)
+    except (HyperparameterError, ValueError) as exc:
+        raise dg.Failure(f"{model.asset_name}: invalid hyperparameters: {exc}") from exc
+
+
+def build_model_asset(model: DemoModel) -> dg.AssetsDefinition:
+    """The ``<key>_model`` asset (training job + SageMaker model) with its blocking quality gate."""
+
+    @dg.asset(
+        name=model.asset_name,
+        group_name=GROUP,
+        kinds={"sagemaker", model.algorithm.replace("-", "")},
+        io_manager_key="json_io_manager",
+        description=f"{model.title}. {model.description} A training job named by what determines it "
+                    "(channel fingerprint, image, hyperparameters), adopted when it already completed, "
+                    "then a SageMaker model.",
+        check_specs=[dg.AssetCheckSpec(
+            model.check_name, asset=model.asset_name, blocking=True,
+            description=f"Blocking quality gate: {model.gate_summary} "
+                        f"(parameter: {model.gate_parameter_doc}; default {model.gate_parameter}). "
+                        "A model that fails it never reaches its endpoint.")],
+    )
+    def _model(context: dg.AssetExecutionContext, config: AlgorithmModelConfig,
+               algorithm_training_channels: dict[str, Any], sagemaker: SageMakerResource,
+               store: ObjectStoreResource) -> Iterator[dg.Output[dict[str, Any]] | dg.AssetCheckResult]:
+        data = algorithm_training_channels["models"][model.key]
+        hyperparameters = hyperparameters_for(model, data, config.hyperparameters)
+        _validated(model, hyperparameters)
+        image = image_uri(model.algorithm, sagemaker.region_name or region())
+        request = TrainingRequest(
+            name_prefix=f"algo-{model.key.replace('_', '-')}",
+            image=image,
+            role_arn=sagemaker.role_arn,
+            hyperparameters=hyperparameters,
+            channels={name: Channel(data["channels"][name]["uri"], RECORDIO) for name in model.channels},
+            output_uri=f"{models_prefix()}/{model.key}",
+            data_fingerprint=data["fingerprint"],
+            instance_type=config.instance_type,
+            tags={"project": "smspark_assets", "asset": model.asset_name},
+        )
+        result = run_training_job(sagemaker.sagemaker, request, poll_seconds=sagemaker.poll_seconds,
+                                  log=context.log.info)
+        created = ensure_model(sagemaker.sagemaker, result.job_name, image, result.model_artifacts,
+                               sagemaker.role_arn)
+        metrics = dict(result.metrics)
+        if model.algorithm == "pca":
+            metrics["explained_variance_ratio"] = pca_explained_variance_ratio(
+                store, result.model_artifacts, float(data["train_total_variance"]))
+        parameter = model.gate_parameter if config.gate_parameter is None else config.gate_parameter
+        outcome = model.gate(metrics, data, parameter)
+        handle = {
+            "model_key": model.key,
+            "algorithm": model.algorithm,
+            "predictor_type": model.predictor_type,
+            "model_name": result.job_name,
+            "training_job_name": result.job_name,
+            "image": image,
+            "model_data_url": result.model_artifacts,
+            "metrics": metrics,
+            "feature_dim": int(data["feature_dim"]),
+            "quality_gate": outcome.to_json(),
+        }
+        yield dg.Output(handle, metadata={
+            "training_job_name": result.job_name,
+            "model_name": result.job_name,
+            "adopted_existing_job": result.adopted,
+            "model_created": created,
+            "hyperparameters": dg.MetadataValue.json(result.hyperparameters),
+            "final_metrics": dg.MetadataValue.json(metrics),
+            "gate_metric": outcome.metric,
+            "gate_value": outcome.value if outcome.value is not None else float("nan"),
+            "gate_threshold": outcome.threshold,
+            "training_seconds": round(result.training_seconds, 2),
+            "model_artifacts": dg.MetadataValue.path(result.model_artifacts),
+            "image": image,
+        })
+        yield dg.AssetCheckResult(
+            check_name=model.check_name,
+            passed=outcome.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"metric": outcome.metric,
+                      "value": outcome.value if outcome.value is not None else float("nan"),
+                      "threshold": outcome.threshold, "comparison": outcome.comparison,
+                      **{k: float(v) for k, v in outcome.details.items()}},
+            description=outcome.describe(),
+        )
+
+    return _model
+
+
+def build_endpoint_asset(model: DemoModel) -> dg.AssetsDefinition:
+    """The ``<key>_endpoint`` asset: the live endpoint ``algo-<key>`` serving the gated model."""
+
+    @dg.asset(
+        name=model.endpoint_asset_name,
+        group_name=GROUP,
+        kinds={"sagemaker"},
+        io_manager_key="json_io_manager",
+        ins={"trained": dg.AssetIn(model.asset_name)},
+        description=f"The live endpoint {model.endpoint_name} serving the {model.title} once it passed its "
+                    "quality gate; a new model updates it in place (blue/green), an unchanged one leaves it "
+                    "alone.",
+    )
+    def _endpoint(context: dg.AssetExecutionContext, config: AlgorithmEndpointConfig, trained: dict[str, Any],
+                  sagemaker: SageMakerResource) -> dg.Output[dict[str, Any]]:
+        gate = trained.get("quality_gate", {})
+        if not gate.get("passed"):
+            # The blocking check stops this in the same run; this guards runs that select the endpoint alone.
+            raise dg.Failure(f"model {trained['model_name']} failed its quality gate ({gate.get('metric')}"
+                             f" = {gate.get('value')}, needed {gate.get('comparison')} "
+                             f"{gate.get('threshold')}); not deploying it")
+        result = deploy_model(sagemaker.sagemaker, model.endpoint_name, trained["model_name"],
+                              config.instance_type, config.instance_count,
+                              poll_seconds=sagemaker.poll_seconds, log=context.log.info)
+        handle = {"model_key": model.key, "endpoint_name": result.endpoint_name,
+                  "config_name": result.config_name,
+                  "model_name": result.model_name, "status": result.status, "algorithm": model.algorithm,
+                  "predictor_type": model.predictor_type, "feature_dim": trained.get("feature_dim")}
+        return dg.Output(handle, metadata={"endpoint_name": result.endpoint_name, "status": result.status,
+                                           "action": result.action, "endpoint_config": result.config_name,
+                                           "model_name": result.model_name})
+
+    return _endpoint
+
+
+MODEL_ASSETS: dict[str, dg.AssetsDefinition] = {m.key: build_model_asset(m) for m in DEMO_MODELS}
+ENDPOINT_ASSETS: dict[str, dg.AssetsDefinition] = {m.key: build_endpoint_asset(m) for m in DEMO_MODELS}
+
+
+class EndpointScoresConfig(dg.Config):
+    sample_rows: int = Field(default=1000, description="At most this many held-out rows per endpoint.")
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, description="Request size limit (5 MiB at most).")
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"sagemaker"},
+    io_manager_key="json_io_manager",
+    ins={"algorithm_training_channels": dg.AssetIn(),
+         **{f"{m.key}_endpoint": dg.AssetIn(m.endpoint_asset_name) for m in DEMO_MODELS}},
+)
+def algorithm_endpoint_scores(context: dg.AssetExecutionContext, config: EndpointScoresConfig,
+                              sagemaker: SageMakerResource, **inputs: Any) -> dg.Output[dict[str, Any]]:
+    """Every algorithm endpoint answering: a held-out sample of its data sent as recordIO-protobuf requests
+    (at most 5 MiB each), the answers read into the algorithm's SageMaker-Spark output columns
+    (closest_cluster/distance_to_cluster, score/predicted_label, projection, topic_mixture), and test
+    figures computed from those answers (AUC, accuracy, RMSE, R², msd, captured variance...)."""
+    if config.sample_rows < 1:
+        raise dg.Failure(f"sample_rows must be at least 1, got {config.sample_rows}")
+    channels = inputs["algorithm_training_channels"]["models"]
+    results: dict[str, dict[str, Any]] = {}
+    for model in DEMO_MODELS:
+        endpoint = inputs[f"{model.key}_endpoint"]
+        source_key, channel = model.sample_channel
+        data = channels[source_key]
+        figures = score_endpoint(
+            sagemaker.runtime, endpoint["endpoint_name"], model, data["channels"][channel]["uri"],
+            config.sample_rows, config.max_request_bytes, channels[model.key])
+        results[model.key] = figures
+        context.log.info(f"{endpoint['endpoint_name']}: {figures['summary']}")
+    metadata: dict[str, Any] = {f"{key}__{name}": value for key, figs in results.items()
+                                for name, value in figs["figures"].items()}
+    metadata["columns_by_endpoint"] = dg.MetadataValue.json({BY_KEY[k].endpoint_name: f["columns"]
+                                                             for k, f in results.items()})
+    metadata["summary"] = dg.MetadataValue.md("\n".join(
+        f"* **{BY_KEY[k].endpoint_name}** ({BY_KEY[k].title}): {f['summary']}" for k, f in results.items()))
+    return dg.Output(results, metadata=metadata)
+
+
+ALGORITHM_ASSETS: list[Any] = [
+    algorithm_interactions,
+    algorithm_documents,
+    algorithm_training_channels,
+    *MODEL_ASSETS.values(),
+    *ENDPOINT_ASSETS.values(),
+    algorithm_endpoint_scores,
+]
+# The quality gates are check specs of the model assets (so they can block); no separate checks.
+ALGORITHM_CHECKS: list[Any] = []
+
+algorithms_job = dg.define_asset_job(
+    "algorithms_job",
+    selection=dg.AssetSelection.assets(*ALGORITHM_ASSETS),
+    description="The demo model of every built-in algorithm besides XGBoost: channels (Spark), training "
+                "jobs, quality gates, endpoints, and a held-out sample scored through each endpoint.",
+)
