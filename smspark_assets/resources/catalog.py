@@ -131,7 +131,13 @@ class LocalCatalogResource(CatalogResource):
         # Unqualified names resolve in the catalog's database first, as Athena's default database does.
         con.execute(f"SET search_path = '{self.database},main'")
         try:
-            return con.execute(self.translate(sql)).fetch_df()
+            cursor = con.execute(self.translate(sql))
+            frame = cursor.fetch_df()
+            # DuckDB sums and counts into HUGEINT (pandas makes it float); Athena answers bigint.
+            for (name, type_code, *_rest) in cursor.description or []:
+                if str(type_code).upper() == "HUGEINT" and frame[name].notna().all():
+                    frame[name] = frame[name].astype("int64")
+            return frame
         finally:
             con.close()
 

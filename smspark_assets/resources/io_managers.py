@@ -39,7 +39,7 @@ class JsonObjectIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"uri": dg.MetadataValue.path(uri)})
 
     def load_input(self, context: dg.InputContext) -> Any:
-        uri = _object_uri(self.prefix, context.upstream_output or context, ".json")
+        uri = _object_uri(self.prefix, context, ".json")
         if not self.store.exists(uri):
             raise FileNotFoundError(f"{uri} does not exist: materialize {context.asset_key.to_user_string()} first")
         return json.loads(self.store.read_bytes(uri))
@@ -59,7 +59,7 @@ class ParquetObjectIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"uri": dg.MetadataValue.path(uri), "dagster/row_count": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        uri = _object_uri(self.prefix, context.upstream_output or context, ".parquet")
+        uri = _object_uri(self.prefix, context, ".parquet")
         return pq.read_table(io.BytesIO(self.store.read_bytes(uri))).to_pandas()
 
 

@@ -35,8 +35,10 @@ def test_local_catalog_answers_athena_sql(tmp_path: Path) -> None:
         "FROM smspark.credit_scores GROUP BY dt ORDER BY dt")
     assert result["dt"].tolist() == ["2026-11-01", "2026-11-02"]
     assert result["n"].tolist() == [3, 2]
-    unqualified = catalog.query("SELECT COUNT(*) AS n FROM credit_scores WHERE prediction > 0.5")
-    assert int(unqualified["n"].iloc[0]) == 2
+    unqualified = catalog.query("SELECT COUNT(*) AS n, COUNT_IF(prediction > 0.5) AS high, "
+                                "SUM(defaulted_12m) AS defaults FROM credit_scores WHERE prediction > 0.5")
+    assert unqualified[["n", "high", "defaults"]].iloc[0].tolist() == [2, 2, 2]
+    assert unqualified["high"].dtype.kind == "i"  # counts stay integers, as Athena's bigint
 
 
 def test_a_registered_table_without_data_answers_empty(tmp_path: Path) -> None:
