@@ -12,7 +12,9 @@ Content types (the SageMaker-Spark SDK's, ``reference/sagemaker_contracts.md`` Â
 * ``text/x-libsvm``: ``"<label> <index>:<value> ..."`` per row. **Indices are 1-based** (``index_base=1``), as
   the SageMaker-Spark SDK writes them for training and for inference; the channel writer in
   :mod:`.spark_channels` uses the same default so both sides agree. Unlabeled rows get label ``0``;
-* ``text/csv``: the dense feature values, comma-separated, no label column;
+* ``text/csv``: the dense feature values, comma-separated, no label column
+  (:meth:`CSVSerializer.serialize_table` writes Arrow columns of mixed numeric types with missing values,
+  as the scoring job sends them to XGBoost);
 * ``application/json``: ``{"instances": [{"features": [...]}, ...]}`` (sparse rows:
   ``{"data": {"features": {"keys": [...], "shape": [n], "values": [...]}}}``);
 * ``application/jsonlines``: one such instance per line.
@@ -22,12 +24,14 @@ Numbers are formatted by Arrow's shortest round-trip formatting (``0.1`` stays `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from smspark_assets.sagemaker import recordio
 from smspark_assets.sagemaker.recordio import Sparse
@@ -219,6 +223,57 @@ class CSVSerializer(RequestSerializer):
         n, k = features.shape
         lines = _joined(_numbers(features.reshape(-1)), np.arange(n + 1, dtype=np.int64) * k, ",")
         return _from_strings(_wrap(lines, "", "\n"), self.content_type)
+
+    def serialize_table(self, table: pa.Table | pa.RecordBatch, columns: Sequence[str]) -> SerializedRecords:
+        """The rows of ``table[columns]`` as ``text/csv`` records, written by one vectorized Arrow CSV writer.
+
+        What the scoring path needs beyond :meth:`serialize`: Arrow columns of mixed types, straight from
+        a Spark ``mapInArrow`` batch, with missing values.
+
+        * floating-point columns are sent as **float32** in their shortest round-trip form: XGBoost (like
+          every built-in algorithm) computes in float32, and a float32's shortest decimal parses back to
+          the same float32, so predictions equal those of the double values while the body is about half
+          as long;
+        * booleans are sent as ``0``/``1``, integers as they are;
+        * nulls (and NaN) become empty cells, which the XGBoost container reads as missing values.
+
+        Record boundaries are the positions of the newlines (numbers never contain one), so the result
+        can be cut into request bodies by :func:`~smspark_assets.sagemaker.batching.plan_batches`.
+        """
+        columns = list(columns)
+        if not columns:
+            raise ValueError("serialize_table needs at least one feature column")
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise ValueError(f"feature column(s) {missing} not in the table; available: {table.column_names}")
+        wire = pa.table({c: _csv_wire_column(c, table.column(c)) for c in columns})
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(wire, sink, pacsv.WriteOptions(include_header=False, quoting_style="none",
+                                                      batch_size=65536))
+        data = np.frombuffer(sink.getvalue(), dtype=np.uint8)
+        ends = np.flatnonzero(data == _NEWLINE) + 1
+        if ends.size != table.num_rows:
+            raise RuntimeError(f"CSV serialization produced {ends.size} lines for {table.num_rows} rows")
+        offsets = np.zeros(ends.size + 1, dtype=np.int64)
+        offsets[1:] = ends
+        return SerializedRecords(data, offsets, self.content_type)
+
+
+_NEWLINE = ord("\n")
+
+
+def _csv_wire_column(name: str, col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A feature column as it goes on the wire: floats as float32, booleans as 0/1, integers unchanged."""
+    t = col.type
+    if pa.types.is_floating(t):
+        # safe=False: narrowing to float32 is the point (see serialize_table), not a loss to refuse.
+        return pc.cast(col, pa.float32(), safe=False)
+    if pa.types.is_boolean(t):
+        return pc.cast(col, pa.int8())
+    if pa.types.is_integer(t):
+        return col
+    raise ValueError(f"feature column {name!r} has type {t}; text/csv carries numeric columns only "
+                     "(integers, floating point, booleans)")
 
 
 def densify(sp: Sparse) -> np.ndarray:

@@ -1,26 +1,22 @@
-"""Calling a SageMaker endpoint from Spark executors: CSV requests of at most 5 MiB, predictions by position.
+"""Calling a SageMaker endpoint from Spark executors with the shared SageMaker-Spark layer.
 
-Kept in one module so that it can be swapped for the shared serializers/deserializers/batching of
-``smspark_assets.sagemaker`` later; the scoring job only uses :class:`EndpointScorer`.
+The scoring job only uses :class:`EndpointScorer`; the pieces it is made of are the shared ones of
+:mod:`smspark_assets.sagemaker` (no second CSV writer, planner or reader to keep in step):
 
-* :func:`serialize_csv` turns an Arrow table of numeric features into ``text/csv`` rows (no header,
-  no quoting) with one vectorized writer, and finds the byte offset where each row ends.
-  Floating-point features are sent as float32: the built-in algorithms (XGBoost included) compute in
-  float32, and a float32's shortest decimal form parses back to the same float32, so predictions are
-  exactly those of the double values while the payload is about half as long.
-* :func:`plan_requests` packs consecutive rows into requests of at most ``max_payload_bytes`` by a
-  binary search over those offsets (a loop per request, not per row). A row that alone exceeds the
-  limit raises :class:`PayloadTooLargeError` naming its id and size.
-* :func:`parse_csv_predictions` reads the response (one comma-joined line, or one value per line, as
-  the XGBoost containers answer; a JSON ``{"predictions": [...]}`` body is accepted too), and
-  :class:`PredictionCountError` is raised when the number of predictions differs from the rows sent:
-  results are matched to rows by position, so a mismatch must never pass silently.
+* :meth:`CSVSerializer.serialize_table <smspark_assets.sagemaker.serializers.CSVSerializer.serialize_table>`
+  turns an Arrow batch of numeric features into ``text/csv`` records (floats as float32 in shortest
+  form, booleans as 0/1, nulls as empty cells) with one vectorized writer;
+* :func:`~smspark_assets.sagemaker.batching.plan_batches` packs consecutive records into requests of
+  at most ``max_payload_bytes`` (XGBoost keeps CSV: its container reads it natively). A row that alone
+  exceeds the limit raises :class:`PayloadTooLargeError`, naming the row's id and size;
+* :class:`~smspark_assets.sagemaker.deserializers.XGBoostCSVDeserializer` reads the answer (one line per
+  record, or one comma-joined line) and checks that it holds exactly one prediction per row sent: results
+  are matched to rows by position, so a mismatch raises :class:`PredictionCountError` with the endpoint
+  and the first row id of the request, and never passes silently.
 """
 
 from __future__ import annotations
 
-import io
-import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,24 +25,28 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-MAX_PAYLOAD_BYTES = 5 * 1024 * 1024  # SageMaker's limit for a real-time InvokeEndpoint request
-CONTENT_TYPE = "text/csv"
-ACCEPT = "text/csv"
-_NEWLINE = ord("\n")
+from smspark_assets.sagemaker.batching import MAX_REQUEST_BYTES, RecordTooLarge, plan_batches
+from smspark_assets.sagemaker.deserializers import ResponseMismatch, XGBoostCSVDeserializer
+from smspark_assets.sagemaker.serializers import CSVSerializer, SerializedRecords
 
-
-class PayloadTooLargeError(ValueError):
-    """One row is larger than a whole request may be."""
+MAX_PAYLOAD_BYTES = MAX_REQUEST_BYTES  # 5 MiB, SageMaker's limit for a real-time InvokeEndpoint request
+CONTENT_TYPE = CSVSerializer.content_type
+ACCEPT = XGBoostCSVDeserializer.accept
 
 
-class PredictionCountError(RuntimeError):
-    """The endpoint answered a different number of predictions than rows were sent."""
+class PayloadTooLargeError(RecordTooLarge):
+    """One row is larger than a whole request may be (the shared :class:`RecordTooLarge`, with the row's id)."""
+
+
+class PredictionCountError(ResponseMismatch):
+    """The endpoint's answer cannot be matched to the rows sent: a different number of predictions than
+    rows, or something that is not one number per row (the shared :class:`ResponseMismatch`, with the
+    endpoint and the request's first row id)."""
 
 
 def check_max_payload_bytes(max_payload_bytes: Any) -> int:
+    """``max_payload_bytes`` as an int in ``1..5 MiB``; anything else is refused with the allowed range."""
     if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, (int, np.integer)):
         raise ValueError(f"max_payload_bytes must be an integer number of bytes, got {max_payload_bytes!r}")
     value = int(max_payload_bytes)
@@ -58,34 +58,7 @@ def check_max_payload_bytes(max_payload_bytes: Any) -> int:
     return value
 
 
-def _as_wire_column(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    t = col.type
-    if pa.types.is_floating(t):
-        return pc.cast(col, pa.float32(), safe=False)
-    if pa.types.is_boolean(t):
-        return pc.cast(col, pa.int8())
-    if pa.types.is_integer(t):
-        return col
-    raise TypeError(f"feature columns must be numeric to be sent as text/csv; got type {t}")
-
-
-def serialize_csv(table: pa.Table, columns: Sequence[str]) -> tuple[bytes, np.ndarray]:
-    """``(body, row_ends)``: the rows of ``table[columns]`` as CSV and the end offset of every row.
-
-    Empty cells stand for missing values (as the XGBoost container reads them).
-    """
-    wire = pa.table({c: _as_wire_column(table.column(c)) for c in columns})
-    sink = io.BytesIO()
-    pacsv.write_csv(wire, sink, pacsv.WriteOptions(include_header=False, quoting_style="none", batch_size=65536))
-    body = sink.getvalue()
-    # Numbers never contain a newline, so every newline ends exactly one row.
-    row_ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == _NEWLINE) + 1
-    if row_ends.size != table.num_rows:
-        raise RuntimeError(f"CSV serialization produced {row_ends.size} lines for {table.num_rows} rows")
-    return body, row_ends
-
-
-def row_id_at(ids: Sequence[Any] | pa.Array | None, i: int) -> Any:
+def row_id_at(ids: Sequence[Any] | pa.Array | pa.ChunkedArray | None, i: int) -> Any:
     """The id of row ``i`` for an error message (Arrow scalars turned into Python values)."""
     if ids is None:
         return f"#{i}"
@@ -93,41 +66,23 @@ def row_id_at(ids: Sequence[Any] | pa.Array | None, i: int) -> Any:
     return value.as_py() if isinstance(value, pa.Scalar) else value
 
 
-def plan_requests(row_ends: np.ndarray, max_payload_bytes: int, ids: Sequence[Any] | None = None) -> list[tuple[int, int]]:
-    """Row ranges ``[start, stop)`` of consecutive rows whose bytes fit in ``max_payload_bytes`` each."""
-    ranges: list[tuple[int, int]] = []
-    n = int(row_ends.size)
-    start, start_byte = 0, 0
-    while start < n:
-        stop = int(np.searchsorted(row_ends, start_byte + max_payload_bytes, side="right"))
-        if stop <= start:
-            size = int(row_ends[start] - start_byte)
-            row_id = row_id_at(ids, start)
-            raise PayloadTooLargeError(
-                f"row {row_id!r} serializes to {size} bytes, more than max_payload_bytes={max_payload_bytes} "
-                f"(a request may carry at most {MAX_PAYLOAD_BYTES} bytes); it cannot be sent to the endpoint"
-            )
-        ranges.append((start, stop))
-        start_byte = int(row_ends[stop - 1])
-        start = stop
-    return ranges
+def plan_requests(records: SerializedRecords, max_payload_bytes: int, ids: Any = None) -> np.ndarray:
+    """Request boundaries ``b`` (records ``[b[i], b[i+1])`` form request ``i``) by the shared planner.
 
-
-def parse_csv_predictions(body: bytes | str) -> np.ndarray:
-    """Predictions as float64 from a ``text/csv`` (or JSON ``predictions``) response body."""
-    text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-    text = text.strip()
-    if not text:
-        return np.empty(0, dtype=np.float64)
-    if text[0] in "{[":
-        obj = json.loads(text)
-        preds = obj.get("predictions", obj) if isinstance(obj, dict) else obj
-        values = [p.get("score", p.get("predicted_label")) if isinstance(p, dict) else p for p in preds]
-        return np.asarray(values, dtype=np.float64)
+    A record too large to be sent alone is reported by its row id, which the shared planner cannot know.
+    """
     try:
-        return np.array(text.replace("\n", ",").split(","), dtype=np.float64)
-    except ValueError as exc:
-        raise ValueError(f"the endpoint's text/csv response is not a list of numbers: {text[:200]!r}") from exc
+        return plan_batches(records, max_payload_bytes)
+    except RecordTooLarge:
+        # The same test as the planner's: a body holding this record alone would exceed the limit.
+        framing = len(records.prefix) + len(records.suffix) - len(records.separator)
+        i = int(np.flatnonzero(records.record_sizes + framing > max_payload_bytes)[0])
+        size = records.body_size(i, i + 1)
+        raise PayloadTooLargeError(
+            f"row {row_id_at(ids, i)!r} serializes to {size} bytes, more than max_payload_bytes="
+            f"{max_payload_bytes} (as {records.content_type}; a request may carry at most {MAX_PAYLOAD_BYTES} "
+            "bytes); it cannot be sent to the endpoint"
+        ) from None
 
 
 def make_runtime_client(endpoint_url: str | None, region: str | None, timeout_s: float = 120.0) -> Any:
@@ -153,13 +108,20 @@ def make_runtime_client(endpoint_url: str | None, region: str | None, timeout_s:
 
 @dataclass
 class ScoreResult:
+    """One table's predictions (float64, row order), the requests sent and their total body bytes."""
+
     predictions: np.ndarray
     requests: int
     payload_bytes: int
 
 
 class EndpointScorer:
-    """Scores Arrow tables through ``InvokeEndpoint`` with up to ``max_concurrency`` requests in flight."""
+    """Scores Arrow tables through ``InvokeEndpoint`` with up to ``max_concurrency`` requests in flight.
+
+    Requests are ``text/csv`` and answers are read as XGBoost's ``text/csv`` with exactly one prediction
+    per row (a multi-output answer, e.g. ``multi:softprob``, is refused: the scores table has one
+    ``prediction`` per row).
+    """
 
     def __init__(
         self,
@@ -180,31 +142,34 @@ class EndpointScorer:
         self.max_payload_bytes = check_max_payload_bytes(max_payload_bytes)
         self.max_concurrency = int(max_concurrency)
         self.client = client or make_runtime_client(endpoint_url, region)
+        self.serializer = CSVSerializer()
+        self.deserializer = XGBoostCSVDeserializer("prediction", output_dim=1)
 
-    def _invoke(self, body: bytes, n_rows: int, first_id: Any) -> np.ndarray:
+    def _invoke(self, records: SerializedRecords, start: int, stop: int, ids: Any) -> np.ndarray:
         response = self.client.invoke_endpoint(
-            EndpointName=self.endpoint_name, Body=body, ContentType=CONTENT_TYPE, Accept=ACCEPT
+            EndpointName=self.endpoint_name, Body=records.body(start, stop),
+            ContentType=records.content_type, Accept=self.deserializer.accept,
         )
-        preds = parse_csv_predictions(response["Body"].read())
-        if preds.size != n_rows:
+        try:
+            columns = self.deserializer.deserialize(response["Body"].read(), stop - start)
+        except ResponseMismatch as exc:
             raise PredictionCountError(
-                f"endpoint {self.endpoint_name!r} returned {preds.size} predictions for {n_rows} rows "
-                f"(request starting at row id {first_id!r}); refusing to match predictions to rows"
-            )
-        return preds
+                f"endpoint {self.endpoint_name!r}, request of {stop - start} rows starting at row id "
+                f"{row_id_at(ids, start)!r}: {exc}; refusing to match predictions to rows"
+            ) from None
+        return columns[self.deserializer.column]
 
-    def score(self, table: pa.Table, ids: Sequence[Any] | None = None) -> ScoreResult:
-        """Predictions for every row of ``table``, in row order (its requests are sent one after another)."""
+    def score(self, table: pa.Table, ids: Sequence[Any] | pa.Array | None = None) -> ScoreResult:
+        """Predictions for every row of ``table``, in row order (its requests are sent one after another).
+
+        ``ids`` (one per row, e.g. the id column) only serve to name rows in error messages.
+        """
         if table.num_rows == 0:
             return ScoreResult(np.empty(0, dtype=np.float64), 0, 0)
-        body, row_ends = serialize_csv(table, self.feature_columns)
-        ranges = plan_requests(row_ends, self.max_payload_bytes, ids)
-        row_starts = np.concatenate([[0], row_ends[:-1]])
-        parts = [
-            self._invoke(body[int(row_starts[a]) : int(row_ends[b - 1])], b - a, row_id_at(ids, a))
-            for a, b in ranges
-        ]
-        return ScoreResult(np.concatenate(parts), len(ranges), len(body))
+        records = self.serializer.serialize_table(table, self.feature_columns)
+        bounds = plan_requests(records, self.max_payload_bytes, ids)
+        parts = [self._invoke(records, int(a), int(b), ids) for a, b in zip(bounds[:-1], bounds[1:])]
+        return ScoreResult(np.concatenate(parts), len(parts), int(records.offsets[-1]))
 
     def score_stream(
         self, tables: Iterable[tuple[pa.Table, Sequence[Any] | None]]

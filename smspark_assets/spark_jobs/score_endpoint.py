@@ -8,10 +8,13 @@ the features), ``endpoint_url`` (the local service; ``None`` on AWS), ``region``
 default: whichever of ``application_date``, ``split``, ``defaulted_12m`` exist), ``max_concurrency``
 (requests in flight per Spark task, default 4), ``rows_per_batch`` (Arrow batch size, default 10,000).
 
-Executors call ``InvokeEndpoint`` (``text/csv`` in and out) from ``mapInArrow`` through
-:mod:`~smspark_assets.spark_jobs.endpoint_client`: rows are serialized vectorized, packed into requests
-of at most ``max_payload_bytes``, and predictions are matched to rows by position after checking
-their number. Output columns: the id, the passthrough columns, ``prediction`` (double),
+Executors call ``InvokeEndpoint`` (``text/csv`` in and out: XGBoost keeps CSV) from ``mapInArrow``
+through :class:`~smspark_assets.spark_jobs.endpoint_client.EndpointScorer`, built on the shared
+SageMaker-Spark layer of :mod:`smspark_assets.sagemaker`: rows are serialized vectorized by
+``CSVSerializer.serialize_table``, packed into requests of at most ``max_payload_bytes`` by
+``batching.plan_batches`` (a row too large alone is named by its id), and the answers are read by
+``XGBoostCSVDeserializer``, which checks there is exactly one prediction per row before predictions are
+matched to rows by position. Output columns: the id, the passthrough columns, ``prediction`` (double),
 ``model_name``, ``scored_at`` (one UTC timestamp per run) and ``dt``; only the given partitions are
 overwritten.
 """

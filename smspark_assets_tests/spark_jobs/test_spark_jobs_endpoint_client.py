@@ -1,11 +1,16 @@
-"""The scoring job's endpoint client without Spark: CSV serialization, request packing, response parsing, HTTP."""
+"""The scoring job's endpoint client without Spark, on the shared layer: CSV requests, packing, answers, HTTP."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from smspark_assets.sagemaker.batching import RecordTooLarge
+from smspark_assets.sagemaker.deserializers import ResponseMismatch
+from smspark_assets.sagemaker.serializers import CSVSerializer, SerializedRecords
 from smspark_assets.spark_jobs import endpoint_client as ec
 from smspark_assets.spark_jobs.booster_endpoint import BoosterEndpointServer, parse_csv_matrix
 
@@ -21,38 +26,60 @@ def _table(n: int = 50, seed: int = 0) -> pa.Table:
     )
 
 
-def test_serialize_csv_row_offsets_and_float32_round_trip() -> None:
+def _csv(table: pa.Table, columns: list[str]) -> bytes:
+    return CSVSerializer().serialize_table(table, columns).body()
+
+
+def _records(sizes: list[int]) -> SerializedRecords:
+    """Records of the given byte sizes (their content does not matter to the planner)."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return SerializedRecords(np.zeros(int(offsets[-1]), np.uint8), offsets, "text/csv")
+
+
+def test_scorer_sends_the_shared_serializers_csv() -> None:
     table = _table()
-    body, ends = ec.serialize_csv(table, ["x", "flag", "y"])
-    lines = body.decode().splitlines()
-    assert len(lines) == table.num_rows == ends.size
-    assert ends[-1] == len(body)
-    assert all(len(line.split(",")) == 3 for line in lines)
-    parsed = parse_csv_matrix(body)
+    client = _RecordingClient()
+    result = ec.EndpointScorer("ep", ["x", "flag", "y"], client=client).score(table)
+    assert client.calls == [(_csv(table, ["x", "flag", "y"]), "text/csv", "text/csv")]
+    assert result.requests == 1 and result.payload_bytes == len(client.calls[0][0])
+    parsed = parse_csv_matrix(client.calls[0][0])
     np.testing.assert_array_equal(parsed[:, 0], table.column("x").to_numpy().astype(np.float32))
     np.testing.assert_array_equal(parsed[:, 1], table.column("flag").to_numpy().astype(np.float32))
     y = table.column("y").to_numpy(zero_copy_only=False).astype(np.float32)
     np.testing.assert_array_equal(np.isnan(parsed[:, 2]), np.isnan(y))  # missing stays missing (empty cell)
+    np.testing.assert_allclose(result.predictions, np.nansum(parsed, axis=1), rtol=1e-6)
 
 
-def test_serialize_refuses_non_numeric_columns() -> None:
-    with pytest.raises(TypeError, match="must be numeric"):
-        ec.serialize_csv(pa.table({"s": ["a", "b"]}), ["s"])
+def test_scorer_refuses_non_numeric_columns() -> None:
+    scorer = ec.EndpointScorer("ep", ["s"], client=_RecordingClient())
+    with pytest.raises(ValueError, match="feature column 's' has type string"):
+        scorer.score(pa.table({"s": ["a", "b"]}))
 
 
 def test_plan_requests_packs_greedily_under_the_limit() -> None:
-    row_ends = np.cumsum([10, 10, 10, 25, 5, 10])
-    assert ec.plan_requests(row_ends, 30) == [(0, 3), (3, 5), (5, 6)]
-    assert ec.plan_requests(row_ends, 1000) == [(0, 6)]
-    ranges = ec.plan_requests(np.cumsum(np.full(1000, 7)), 100)
-    assert ranges[0] == (0, 14) and ranges[-1][1] == 1000
-    assert all((b - a) * 7 <= 100 for a, b in ranges)
+    assert ec.plan_requests(_records([10, 10, 10, 25, 5, 10]), 30).tolist() == [0, 3, 5, 6]
+    assert ec.plan_requests(_records([10, 10, 10, 25, 5, 10]), 1000).tolist() == [0, 6]
+    bounds = ec.plan_requests(_records([7] * 1000), 100)
+    assert bounds[1] == 14 and bounds[-1] == 1000
+    assert (np.diff(bounds) * 7 <= 100).all()
 
 
 def test_a_row_larger_than_a_request_names_the_row() -> None:
-    row_ends = np.cumsum([10, 40, 10])
-    with pytest.raises(ec.PayloadTooLargeError, match=r"row 'id-2' serializes to 40 bytes.*max_payload_bytes=30"):
-        ec.plan_requests(row_ends, 30, ids=pa.array(["id-1", "id-2", "id-3"]))
+    with pytest.raises(ec.PayloadTooLargeError,
+                       match=r"row 'id-2' serializes to 40 bytes, more than max_payload_bytes=30 \(as text/csv") as info:
+        ec.plan_requests(_records([10, 40, 10]), 30, ids=pa.array(["id-1", "id-2", "id-3"]))
+    assert isinstance(info.value, RecordTooLarge)  # the shared planner's error, with the row id added
+    with pytest.raises(ec.PayloadTooLargeError, match=r"row '#1' serializes"):
+        ec.plan_requests(_records([10, 40, 10]), 30)
+
+
+def test_scorer_refuses_an_oversized_row_before_sending_anything() -> None:
+    table = pa.table({"x": [1.0, 123456.789, 2.0], "id": ["a", "b", "c"]})
+    client = _RecordingClient()
+    scorer = ec.EndpointScorer("ep", ["x"], client=client, max_payload_bytes=8)
+    with pytest.raises(ec.PayloadTooLargeError, match=r"row 'b' serializes to 10 bytes"):  # "123456.79\n"
+        scorer.score(table, table.column("id"))
+    assert client.calls == []
 
 
 @pytest.mark.parametrize("value", [0, -5, ec.MAX_PAYLOAD_BYTES + 1, "5MB", 1.5, True])
@@ -62,13 +89,44 @@ def test_max_payload_bytes_is_bounded(value: object) -> None:
     assert ec.check_max_payload_bytes(ec.MAX_PAYLOAD_BYTES) == 5 * 1024 * 1024
 
 
-def test_parse_predictions_all_container_shapes() -> None:
-    np.testing.assert_array_equal(ec.parse_csv_predictions(b"0.1,0.2,0.3"), [0.1, 0.2, 0.3])
-    np.testing.assert_array_equal(ec.parse_csv_predictions(b"0.1\n0.2\n0.3\n"), [0.1, 0.2, 0.3])
-    np.testing.assert_array_equal(ec.parse_csv_predictions(b'{"predictions":[{"score":0.5},{"score":0.25}]}'), [0.5, 0.25])
-    assert ec.parse_csv_predictions(b"").size == 0
-    with pytest.raises(ValueError, match="not a list of numbers"):
-        ec.parse_csv_predictions(b"oops,1")
+@pytest.mark.parametrize("answer", [b"0.1,0.2,0.3", b"0.1\n0.2\n0.3\n", b"0.1\r\n0.2\r\n0.3"])
+def test_both_container_answer_layouts_are_read(answer: bytes) -> None:
+    scorer = ec.EndpointScorer("ep", ["x"], client=_RecordingClient(answer))
+    result = scorer.score(pa.table({"x": [1.0, 2.0, 3.0]}))
+    np.testing.assert_array_equal(result.predictions, [0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("answer,message", [
+    (b"0.1\n0.2\n", "answered 2 records in CSV lines for 3 records sent"),
+    (b"0.1,0.2", "holds 2 values, which cannot be split evenly across 3 records"),
+    (b"0.1,0.9\n0.2,0.8\n0.3,0.7\n", "expected 1 values per record, the response has 2"),
+    (b"oops\n1\n2\n", "not a number"),
+    (b"", "answered 0 records"),
+])
+def test_answers_that_cannot_be_matched_to_rows_are_errors(answer: bytes, message: str) -> None:
+    table = pa.table({"x": [1.0, 2.0, 3.0], "id": [11, 12, 13]})
+    scorer = ec.EndpointScorer("ep", ["x"], client=_RecordingClient(answer))
+    with pytest.raises(ec.PredictionCountError,
+                       match=r"endpoint 'ep', request of 3 rows starting at row id 11: .*" + message) as info:
+        scorer.score(table, table.column("id"))
+    assert isinstance(info.value, ResponseMismatch)
+
+
+class _RecordingClient:
+    """A ``sagemaker-runtime`` client stand-in: records what is sent, answers a fixed body or row sums."""
+
+    def __init__(self, answer: bytes | None = None) -> None:
+        self.answer = answer
+        self.calls: list[tuple[bytes, str, str]] = []
+
+    def invoke_endpoint(self, EndpointName: str, Body: bytes, ContentType: str, Accept: str) -> dict:  # noqa: N803
+        self.calls.append((Body, ContentType, Accept))
+        if self.answer is None:
+            sums = np.nansum(parse_csv_matrix(Body), axis=1)
+            body = ("\n".join(f"{v:.9g}" for v in sums) + "\n").encode()
+        else:
+            body = self.answer
+        return {"Body": io.BytesIO(body)}
 
 
 class _ShortBooster:
@@ -90,7 +148,7 @@ def test_scorer_over_http_splits_requests_and_keeps_order() -> None:
                                    max_payload_bytes=2000)
         result = scorer.score(table, table.column("x"))
         assert server.requests == result.requests > 1
-    m = parse_csv_matrix(ec.serialize_csv(table, ["x", "flag", "y"])[0])
+    m = parse_csv_matrix(_csv(table, ["x", "flag", "y"]))
     np.testing.assert_allclose(result.predictions, np.nansum(m, axis=1), rtol=1e-6)
 
 
@@ -101,7 +159,7 @@ def test_scorer_stream_keeps_order_with_requests_in_flight() -> None:
         out = list(scorer.score_stream((t, None) for t in tables))
     assert [t for t, _ in out] == tables
     for t, r in out:
-        m = parse_csv_matrix(ec.serialize_csv(t, ["x", "flag", "y"])[0])
+        m = parse_csv_matrix(_csv(t, ["x", "flag", "y"]))
         np.testing.assert_allclose(r.predictions, np.nansum(m, axis=1), rtol=1e-6)
 
 
@@ -109,7 +167,9 @@ def test_prediction_count_mismatch_is_an_error() -> None:
     table = _table(20)
     with BoosterEndpointServer(_ShortBooster(), "short-ep") as server:
         scorer = ec.EndpointScorer("short-ep", ["x", "flag", "y"], endpoint_url=server.url)
-        with pytest.raises(ec.PredictionCountError, match="returned 19 predictions for 20 rows"):
+        with pytest.raises(ec.PredictionCountError,
+                           match=r"endpoint 'short-ep', request of 20 rows starting at row id '#0': the CSV "
+                                 r"response holds 19 values, which cannot be split evenly across 20 records"):
             scorer.score(table)
 
 
