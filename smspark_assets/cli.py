@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `local` and `demo-data` hand their arguments (options included) to their own parsers.
+    passthrough = {"local": _cmd_local, "demo-data": _cmd_demo_data}
+    if argv and argv[0] in passthrough:
+        return int(passthrough[argv[0]](argparse.Namespace(rest=argv[1:])) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run" and (args.days < 1 or args.rows < 1):

@@ -24,6 +24,8 @@ from typing import Iterator
 from smspark_assets.local.layout import LocalLayout
 
 START_TIMEOUT_SECONDS = 60.0
+# A busy service (saving a large DynamoDB snapshot, serving bulk writes) may answer slowly; slow is not gone.
+HEALTH_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 30.0
 
 
@@ -70,8 +72,9 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _healthy(info: ServiceInfo, timeout: float = 2.0) -> bool:
+def _healthy(info: ServiceInfo, timeout: float | None = None) -> bool:
     """The service at ``info.url`` answers and is the process ``info`` names."""
+    timeout = HEALTH_TIMEOUT_SECONDS if timeout is None else timeout
     try:
         with urllib.request.urlopen(f"{info.url}/_smspark/health", timeout=timeout) as response:
             return int(json.loads(response.read())["pid"]) == info.pid
@@ -103,9 +106,17 @@ def start(root: Path | str | None = None, timeout: float = START_TIMEOUT_SECONDS
     """Start the service for ``root`` in the background (or return the one already running)."""
     layout = LocalLayout.for_root(root)
     with _start_lock(layout):
-        running = status(layout.root)
-        if running is not None:
-            return running
+        recorded = _read_info(layout)
+        if recorded is not None and _pid_alive(recorded.pid):
+            # Never start a second service on the same state: wait for the live one to answer.
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _pid_alive(recorded.pid):
+                if _healthy(recorded):
+                    return recorded
+                time.sleep(0.2)
+            if _pid_alive(recorded.pid):
+                raise RuntimeError(f"the local service (pid {recorded.pid}, {recorded.url}) is running but has not "
+                                   f"answered for {timeout:.0f}s; stop it with `smspark local stop` and retry")
         layout.service_json.unlink(missing_ok=True)
         args = [sys.executable, "-m", "smspark_assets.local.server", "--root", str(layout.root)]
         previous_port = _last_port(layout)
