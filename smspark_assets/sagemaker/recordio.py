@@ -20,10 +20,17 @@ chain, so a magic-looking float inside a payload cannot fool it), then every mes
 for all records in lock step (one NumPy pass per field position, not per record). Streams whose records
 all share one layout (dense rows) take a fast path that slices the values out of a 2-D view. Corrupt
 input raises :class:`RecordIOError` naming the byte offset.
+
+Variable-length records (sparse rows, int32 tensors) have per-element work that NumPy can only do
+through per-element index arrays. When numba is installed, :mod:`.recordio_kernels` does that work in
+compiled loops instead (piece writes, ragged byte copies, varint keys, the canonical entry headers);
+without it (or with ``SMSPARK_RECORDIO_NUMBA=0``) the NumPy code below runs, with the same bytes. Dense
+streams of one layout always take the NumPy 2-D paths, which already run at memory speed.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence, Union
 
@@ -50,6 +57,25 @@ _KIND_NAME = {KIND_F32: "float32", KIND_F64: "float64", KIND_I32: "int32", KIND_
 
 _U8 = np.uint8
 _I64 = np.int64
+
+
+def _load_kernels():
+    """The compiled sparse loops (:mod:`.recordio_kernels`), or ``None`` to use the NumPy path.
+
+    numba is optional: without it (or with ``SMSPARK_RECORDIO_NUMBA=0``) every function below keeps its
+    vectorized NumPy implementation, which writes and reads the same bytes.
+    """
+    if os.environ.get("SMSPARK_RECORDIO_NUMBA", "1") == "0":
+        return None
+    try:
+        from smspark_assets.sagemaker import recordio_kernels
+    except ImportError:
+        return None
+    return recordio_kernels
+
+
+# Module attribute (not a constant) so that tests can switch between the two paths.
+_kernels = _load_kernels()
 
 
 class RecordIOError(ValueError):
@@ -184,6 +210,11 @@ def _ragged_copy(dst: np.ndarray, dst_off: np.ndarray, src: np.ndarray, src_off:
     of whole rows (:func:`_rows_of_width`); with too many distinct lengths it falls back to byte indices.
     """
     lengths = np.asarray(lengths, dtype=_I64)
+    if _kernels is not None and dst.ndim == 1 and src.ndim == 1:
+        # One pass, no per-byte or per-row index arrays.
+        _kernels.ragged_copy(dst, np.asarray(dst_off, dtype=_I64), src, np.asarray(src_off, dtype=_I64),
+                             lengths)
+        return
     keep = lengths > 0
     if not keep.all():
         dst_off, src_off, lengths = dst_off[keep], src_off[keep], lengths[keep]
@@ -380,6 +411,14 @@ def _tensor_pieces(n: int, tensor: TensorInput, what: str) -> tuple[int, list[_P
             # Keys below 16384 take one or two varint bytes: keep them as uint16 and write them straight
             # into the output (no intermediate byte stream).
             keys16 = indices.astype(np.uint16)
+            if _kernels is not None:
+                key_bytes = np.empty(n, dtype=_I64)
+                _kernels.varint2_row_bytes(keys16, indptr, key_bytes)
+                kpiece = _Piece("keys2", key_bytes, values=keys16, indptr=indptr)
+                pieces += [_const(b"\x12", present), _varint(key_bytes, present), kpiece]
+                shape = _varint_scalar(n_cols)
+                pieces.append(_const(b"\x1a" + _varint_scalar(len(shape)) + shape))
+                return kind, pieces
             two = keys16 >= 0x80
             kcsum = np.zeros(keys16.size + 1, dtype=_I64)
             np.cumsum(two, out=kcsum[1:])
@@ -500,6 +539,11 @@ def _assemble(n: int, pieces: list[_Piece]) -> EncodedRecords:
 
 def _write_rows(out: np.ndarray, pos: np.ndarray, pieces: list[_Piece], n: int) -> None:
     """Write rows whose frames start at ``pos``, piece after piece (small pieces in runs)."""
+    if _kernels is not None:
+        for p in pieces:
+            _write_compiled(out, pos, p, n)
+            pos += p.lengths
+        return
     run: list[_Piece] = []
     for p in pieces + [None]:
         if p is not None and _is_small(p):
@@ -513,6 +557,29 @@ def _write_rows(out: np.ndarray, pos: np.ndarray, pieces: list[_Piece], n: int) 
         if p is not None:
             _write_scattered(out, pos, p, n)
             pos += p.lengths
+
+
+_ALL_ROWS = np.empty(0, dtype=bool)
+
+
+def _write_compiled(out: np.ndarray, pos: np.ndarray, p: _Piece, n: int) -> None:
+    """Write one piece for ``n`` rows with the compiled loops: one pass per piece, no row grouping."""
+    present = _ALL_ROWS if p.present is None or p.present.all() else p.present
+    if p.kind == "zeros":
+        return  # the output starts zeroed
+    if p.kind == "const":
+        if p.data:
+            _kernels.write_const(out, pos, np.frombuffer(p.data, dtype=_U8), present)
+    elif p.kind == "varint":
+        _kernels.write_varints(out, pos, np.asarray(p.values, dtype=_I64).view(np.uint64), present)
+    elif p.kind == "fixed32":
+        _kernels.write_fixed_rows(out, pos, np.ascontiguousarray(p.values, dtype="<u4").view(_U8), 4)
+    elif p.kind == "blob" and p.indptr is None:
+        width = int(p.lengths)
+        if width:
+            _kernels.write_fixed_rows(out, pos, np.ascontiguousarray(p.values).view(_U8).reshape(-1), width)
+    else:  # ragged pieces: blob with indptr, vblob, keys2
+        _write_scattered(out, pos, p, n)
 
 
 def _row_cumsum(p: _Piece) -> np.ndarray | None:
@@ -542,6 +609,8 @@ def _slice_piece(p: _Piece, a: int, b: int, cumulative: np.ndarray | None) -> _P
         return _Piece("blob", lengths, values=p.values[ia:ib], indptr=p.indptr[a:b + 1] - ia)
     if p.kind == "keys2":
         ia, ib = int(p.indptr[a]), int(p.indptr[b])
+        if p.aux is None:  # compiled path: the keys and row starts are all it needs
+            return _Piece("keys2", lengths, values=p.values[ia:ib], indptr=p.indptr[a:b + 1] - ia)
         two, kcsum = p.aux
         return _Piece("keys2", lengths, values=p.values[ia:ib], indptr=p.indptr[a:b + 1] - ia,
                       aux=(two[ia:ib], kcsum[ia:ib + 1] - kcsum[ia]))
@@ -697,6 +766,10 @@ def _write_scattered(out: np.ndarray, pos: np.ndarray, p: _Piece, n: int) -> Non
     elif p.kind == "blob":
         _write_blob(out, pos, p, n)
     elif p.kind == "keys2":
+        if _kernels is not None:
+            # Rows without keys write nothing, so every row's start can be passed as it is.
+            _kernels.write_keys2(out, pos, p.values, p.indptr)
+            return
         two, kcsum = p.aux
         idx_dtype = np.int32 if out.size < 2**31 - 1 else _I64
         row_shift = (pos - kcsum[p.indptr[:-1]]).astype(idx_dtype)
@@ -998,6 +1071,21 @@ def _gather_fixed(buf: np.ndarray, start: np.ndarray, length: np.ndarray, dtype:
     return _gather_bytes(buf, start, length).view(dtype)
 
 
+def _decode_packed(buf: np.ndarray, start: np.ndarray, length: np.ndarray, at: np.ndarray, what: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Values of the packed varint fields ``buf[start[i]:+length[i]]`` and the count per field."""
+    start = np.asarray(start, dtype=_I64)
+    length = np.asarray(length, dtype=_I64)
+    if _kernels is not None and start.size:
+        out = np.empty(int(length.sum()), dtype=np.uint64)
+        counts = np.empty(start.size, dtype=_I64)
+        status, _, written = _kernels.decode_varint_segments(buf, start, length, out, counts)
+        if status == _kernels.VARINT_OK:
+            return out[:written], counts
+        # A corrupt field: the NumPy path below finds it again and raises with its offset.
+    return _decode_varint_stream(_gather_bytes(buf, start, length), length, at, what)
+
+
 def _decode_varint_stream(stream: np.ndarray, seg_len: np.ndarray, seg_at: np.ndarray, what: str
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Values of packed varints (segments back to back in ``stream``) and the count per segment."""
@@ -1281,6 +1369,18 @@ def _decode_canonical(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) 
 
 def _canonical_head(buf: np.ndarray, p: np.ndarray, lim: np.ndarray, side: str) -> _EntryHead | None:
     n, size = p.size, buf.size
+    if _kernels is not None:
+        e_end = np.empty(n, dtype=_I64)
+        has = np.empty((3, n), dtype=bool)
+        f_start = np.empty((3, n), dtype=_I64)
+        f_len = np.empty((3, n), dtype=_I64)
+        tag = 0x0A if side == "features" else 0x12
+        ok, key_at, k0, t0 = _kernels.canonical_entries(
+            buf, np.asarray(p, dtype=_I64), np.asarray(lim, dtype=_I64), tag, e_end, has, f_start, f_len)
+        if not ok:
+            return None
+        return _EntryHead(e_end, buf[key_at:key_at + k0].tobytes(), KIND_F32 if t0 == 0x12 else KIND_F64,
+                          [(has[f], f_start[f], f_len[f]) for f in range(3)])
     what = f"a {side} entry"
     length, sz = _read_varints(buf, p + 1, lim, what)
     q = p + 1 + sz
@@ -1351,15 +1451,28 @@ def _canonical_column(buf: np.ndarray, chunks: list[_EntryHead], n: int, what: s
         m = h.end.size
         (vh, vs, vl), (kh, ks, kl), (sh, ss, sl) = h.parts
         va, vb = int(value_offsets[row]), int(value_offsets[row + m])
-        values[va:vb] = _gather_fixed(buf, vs[vh], vl[vh], dtype)
+        # Straight into the output array (no intermediate byte stream).
+        vl_h = vl[vh]
+        _ragged_copy(values[va:vb].view(_U8), np.cumsum(vl_h) - vl_h, buf, vs[vh], vl_h)
         if kh.any():
-            raw, kc = _decode_varint_stream(_gather_bytes(buf, ks[kh], kl[kh]), kl[kh], ks[kh], what)
+            ka, kb = int(key_offsets[row]), int(key_offsets[row + m])
+            if _kernels is not None:
+                kc = np.empty(int(kh.sum()), dtype=_I64)
+                status, _, written = _kernels.decode_varint_segments(buf, ks[kh], kl[kh], keys[ka:kb], kc)
+                if status == _kernels.VARINT_CORRUPT:
+                    _decode_varint_stream(_gather_bytes(buf, ks[kh], kl[kh]), kl[kh], ks[kh], what)  # raises
+                if status != _kernels.VARINT_OK or written != kb - ka:
+                    return None  # more keys than values: not the canonical layout
+            else:
+                raw, kc = _decode_varint_stream(_gather_bytes(buf, ks[kh], kl[kh]), kl[kh], ks[kh], what)
+                if raw.size != kb - ka:
+                    return None
+                keys[ka:kb] = raw
             if not np.array_equal(kc, counts[row:row + m][kh]):
                 return None
-            keys[int(key_offsets[row]):int(key_offsets[row + m])] = raw
         per = np.zeros(m, dtype=_I64)
         if sh.any():
-            raw, sc = _decode_varint_stream(_gather_bytes(buf, ss[sh], sl[sh]), sl[sh], ss[sh], what)
+            raw, sc = _decode_packed(buf, ss[sh], sl[sh], ss[sh], what)
             per[sh] = sc
             shapes.append(raw)
         shape_counts.append(per)
@@ -1561,7 +1674,7 @@ def _build_column(buf, n, members, recs, ent_kind, tens: _Fields, tens_ent, tens
         ln = e - s
         if kind == KIND_I32:
             layout_ok = False
-            raw, seg_counts = _decode_varint_stream(_gather_bytes(buf, s, ln), ln, at, what)
+            raw, seg_counts = _decode_packed(buf, s, ln, at, what)
             vals = raw.astype(np.int64).astype(np.int32)  # int32 keeps the low 32 bits of the varint
         else:
             dt = _KIND_DTYPE[kind]
@@ -1586,7 +1699,7 @@ def _build_column(buf, n, members, recs, ent_kind, tens: _Fields, tens_ent, tens
             packed.append((np.empty(0, np.uint64), np.zeros(n + 1, _I64)))
             continue
         s, e, at, r = t.start[m], t.end[m], t.tag_at[m], t_rec[m]
-        raw, seg_counts = _decode_varint_stream(_gather_bytes(buf, s, e - s), e - s, at, what)
+        raw, seg_counts = _decode_packed(buf, s, e - s, at, what)
         packed.append(_merge_parts([(r, raw, seg_counts)], n, np.dtype(np.uint64)))
     col = TensorColumn(kinds, values, value_offsets, packed[0][0], packed[0][1], packed[1][0], packed[1][1])
 
