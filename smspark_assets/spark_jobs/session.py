@@ -29,6 +29,9 @@ JAVA_INSTALL_HINT = (
 
 # Settings that keep a one-machine session small and reproducible; jobs may override per run.
 LOCAL_CONF: dict[str, str] = {
+    # Servers we start bind the loopback interface only (driver RPC, block manager).
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
@@ -85,6 +88,7 @@ def local_session(app_name: str = "smspark", conf: Mapping[str, str] | None = No
     check_java()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master(f"local[{cores}]").appName(app_name)
     for key, value in {**LOCAL_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)

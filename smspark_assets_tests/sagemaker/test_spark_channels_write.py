@@ -22,6 +22,7 @@ def spark():
 
     session = (SparkSession.builder.master("local[2]").appName("test_spark_channels")
                .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+               .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64").getOrCreate())
     yield session
     session.stop()
