@@ -30,11 +30,11 @@ from smspark_assets.assets.algorithm_data import (
     algorithm_documents, algorithm_interactions, algorithm_training_channels, models_prefix,
 )
 from smspark_assets.assets.algorithm_scoring import score_endpoint
+from smspark_assets.assets.serving import deploy_gated_model
 from smspark_assets.environment import region
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.resources.aws import SageMakerResource
 from smspark_assets.resources.storage import ObjectStoreResource
-from smspark_assets.sagemaker.endpoints import deploy_model
 from smspark_assets.sagemaker.errors import HyperparameterError
 from smspark_assets.sagemaker.images import image_uri
 from smspark_assets.sagemaker.training import Channel, TrainingRequest, ensure_model, run_training_job
@@ -192,22 +192,9 @@ def build_endpoint_asset(model: DemoModel) -> dg.AssetsDefinition:
     )
     def _endpoint(context: dg.AssetExecutionContext, config: AlgorithmEndpointConfig, trained: dict[str, Any],
                   sagemaker: SageMakerResource) -> dg.Output[dict[str, Any]]:
-        gate = trained.get("quality_gate", {})
-        if not gate.get("passed"):
-            # The blocking check stops this in the same run; this guards runs that select the endpoint alone.
-            raise dg.Failure(f"model {trained['model_name']} failed its quality gate ({gate.get('metric')}"
-                             f" = {gate.get('value')}, needed {gate.get('comparison')} "
-                             f"{gate.get('threshold')}); not deploying it")
-        result = deploy_model(sagemaker.sagemaker, model.endpoint_name, trained["model_name"],
-                              config.instance_type, config.instance_count,
-                              poll_seconds=sagemaker.poll_seconds, log=context.log.info)
-        handle = {"model_key": model.key, "endpoint_name": result.endpoint_name,
-                  "config_name": result.config_name,
-                  "model_name": result.model_name, "status": result.status, "algorithm": model.algorithm,
-                  "predictor_type": model.predictor_type, "feature_dim": trained.get("feature_dim")}
-        return dg.Output(handle, metadata={"endpoint_name": result.endpoint_name, "status": result.status,
-                                           "action": result.action, "endpoint_config": result.config_name,
-                                           "model_name": result.model_name})
+        return deploy_gated_model(context, sagemaker, trained, model.endpoint_name, config, extra_handle={
+            "model_key": model.key, "algorithm": model.algorithm, "predictor_type": model.predictor_type,
+            "feature_dim": trained.get("feature_dim")})
 
     return _endpoint
 

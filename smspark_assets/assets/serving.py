@@ -14,18 +14,23 @@ class EndpointConfig(dg.Config):
 
 
 def deploy_gated_model(context: dg.AssetExecutionContext, sagemaker: SageMakerResource, model: dict[str, Any],
-                       endpoint_name: str, config: EndpointConfig) -> dg.Output[dict[str, Any]]:
-    """Serve ``model`` on ``endpoint_name`` if it passed its gate; the handle names what serves."""
+                       endpoint_name: str, config: Any, extra_handle: dict[str, Any] | None = None
+                       ) -> dg.Output[dict[str, Any]]:
+    """Serve ``model`` on ``endpoint_name`` if it passed its gate; the handle names what serves.
+
+    ``config`` carries ``instance_type`` and ``instance_count``; ``extra_handle`` adds fields to the handle.
+    """
     gate = model.get("quality_gate", {})
     if not gate.get("passed"):
         # The blocking check stops this in the same run; this guards runs that select the endpoint alone.
-        raise dg.Failure(f"model {model['model_name']} failed its quality gate "
-                         f"({gate.get('metric')}={gate.get('value')} < {gate.get('minimum')}); not deploying it")
+        needed = f"{gate.get('comparison', '>=')} {gate.get('threshold', gate.get('minimum'))}"
+        raise dg.Failure(f"model {model['model_name']} failed its quality gate ({gate.get('metric')}"
+                         f" = {gate.get('value')}, needed {needed}); not deploying it")
     result = deploy_model(sagemaker.sagemaker, endpoint_name, model["model_name"], config.instance_type,
                           config.instance_count, poll_seconds=sagemaker.poll_seconds, log=context.log.info)
     handle = {"endpoint_name": result.endpoint_name, "config_name": result.config_name,
               "model_name": result.model_name, "status": result.status,
-              "feature_columns": model.get("feature_columns")}
+              "feature_columns": model.get("feature_columns"), **(extra_handle or {})}
     return dg.Output(handle, metadata={"endpoint_name": result.endpoint_name, "status": result.status,
                                        "action": result.action, "endpoint_config": result.config_name,
                                        "model_name": result.model_name})
