@@ -49,6 +49,11 @@ class LocalLayout:
         return self.local_dir / "service.log"
 
     @property
+    def actions_log(self) -> Path:
+        """One JSON line per action served (service, action, caller's access key): read by the IAM tests."""
+        return self.local_dir / "actions.jsonl"
+
+    @property
     def dynamodb_snapshot(self) -> Path:
         return self.local_dir / "dynamodb.pickle"
 

@@ -37,6 +37,10 @@ from smspark_assets.local.layout import LocalLayout
 from smspark_assets.local.sagemaker_api import SageMakerApi
 from smspark_assets.local.state import NotFound, StateStore
 from smspark_assets.local.training import TrainingRunner
+from smspark_assets.local.action_log import ActionLog
+from smspark_assets.local.services import load_apis
+from smspark_assets.local.wire import (FileSlice, JsonTargetApi, Request, Response, RestApi, credential_scope,
+                                       parse_query)
 
 log = logging.getLogger("smspark.local")
 
@@ -44,6 +48,10 @@ log = logging.getLogger("smspark.local")
 MAX_INVOKE_PAYLOAD_BYTES = 5 * 1024 * 1024
 # Bodies larger than this are not even drained: the connection is closed.
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
+# JSON control-plane requests (Glue, Athena, Logs) are small; a larger body is refused with 413.
+MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
+# X-Amz-Target prefix -> the service name recorded in the action log (and used in IAM actions).
+_TARGET_SERVICES = {"AWSGlue": "glue", "AmazonAthena": "athena", "Logs_20140328": "logs"}
 DEFAULT_MAX_CONCURRENT_TRAINING_JOBS = 2
 INTERRUPTED = (
     "InternalServerError: the local service stopped while the job was running "
@@ -79,10 +87,13 @@ class LocalService:
                 self.layout, self.store, self.sagemaker, self.custom_images
             )
         self.dynamodb = DynamoDBHost(self.layout.dynamodb_snapshot)
+        self.actions = ActionLog(self.layout.actions_log)
         self.httpd = _bind(port)
-        self.httpd.service = self
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        # S3, EMR Serverless, Glue, Athena, CloudWatch Logs: built after the URL is known (jobs call back).
+        self.rest_apis, self.target_apis = load_apis(self)
+        self.httpd.service = self
         self._stopped = threading.Event()
         self.done = threading.Event()
 
@@ -124,9 +135,26 @@ class LocalService:
                 self.store.update("endpoint", name, change, status_key="EndpointStatus")
                 self.endpoints.deploy_async(name, doc["EndpointConfigName"], updating=False)
 
+    def client_environment(self) -> dict[str, str]:
+        """The variables with which boto3 (and the AWS CLI) in a job or worker reach this stack."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def apis(self) -> list[object]:
+        return [*self.rest_apis.values(), *self.target_apis.values()]
+
     def start(self) -> None:
         self.dynamodb.start()
         self.recover()
+        for api in self.apis():
+            start = getattr(api, "start", None)
+            if start is not None:
+                start()
 
     def write_service_json(self) -> None:
         info = {
@@ -157,6 +185,13 @@ class LocalService:
         if self.sagemaker.transforms is not None:
             self.sagemaker.transforms.shutdown()
         self.endpoints.shutdown()
+        for api in self.apis():
+            stop = getattr(api, "shutdown", None)
+            if stop is not None:
+                try:
+                    stop()
+                except Exception:  # noqa: BLE001 - one service's failure to stop must not block the others
+                    log.exception("stopping %s failed", type(api).__name__)
         try:
             self.dynamodb.close()
         finally:
@@ -262,37 +297,137 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes -----------------------------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802
-        service = self.server.service
-        if self.path in ("/_smspark/health", "/ping"):
-            body = json.dumps(
-                {"pid": os.getpid(), "root": str(service.layout.root), "url": service.url}
-            ).encode()
-            self._send(200, body, "application/json")
-        else:
-            self._send(
-                404, json.dumps({"message": f"no such path: {self.path}"}).encode(), "application/json"
-            )
+        self._route()
 
     def do_POST(self) -> None:  # noqa: N802
-        path = self.path.split("?", 1)[0]
-        if path.startswith("/endpoints/") and path.endswith("/invocations"):
-            self._invoke(unquote(path[len("/endpoints/"):-len("/invocations")]))
+        self._route()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._route()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._route()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._route()
+
+    def _request(self) -> Request:
+        raw_path, _, raw_query = self.path.partition("?")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        query = parse_query(raw_query)
+        access_key, region, service = credential_scope(headers, query)
+        try:
+            length = int(headers.get("content-length") or 0)
+        except ValueError:
+            length = -1
+        return Request(self.command, raw_path, query, headers, self.rfile, length, service, access_key, region)
+
+    def _route(self) -> None:
+        """Find the service a request is for: the SigV4 signing name first, then the target header or path."""
+        service = self.server.service
+        request = self._request()
+        path = request.raw_path
+        if request.method == "GET" and path in ("/_smspark/health", "/ping") and not request.service:
+            body = json.dumps({"pid": os.getpid(), "root": str(service.layout.root), "url": service.url}).encode()
+            self._send(200, body, "application/json")
             return
-        target = self.headers.get("X-Amz-Target") or ""
-        if target.startswith("SageMaker."):
-            self._sagemaker(target[len("SageMaker."):])
-        elif target.startswith("DynamoDB_20120810."):
+        target = request.header("x-amz-target")
+        prefix, _, operation = target.partition(".")
+        rest = service.rest_apis.get(request.service)
+        if rest is not None:
+            self._rest(rest, request)
+        elif request.method == "POST" and path.startswith("/endpoints/") and path.endswith("/invocations"):
+            service.actions.record("sagemaker", "InvokeEndpoint", request.access_key)
+            self._invoke(unquote(path[len("/endpoints/"):-len("/invocations")]))
+        elif prefix == "SageMaker":
+            service.actions.record("sagemaker", operation, request.access_key)
+            self._sagemaker(operation)
+        elif prefix == "DynamoDB_20120810":
+            service.actions.record("dynamodb", operation, request.access_key)
             self._dynamodb(target)
+        elif prefix in service.target_apis:
+            self._json_target(service.target_apis[prefix], prefix, operation, request)
         else:
             self._read_body()
             self._error(
                 ApiError(
                     "UnknownOperationException",
-                    f"The local service does not serve {target or path!r}: it serves SageMaker "
-                    "(X-Amz-Target SageMaker.*), sagemaker-runtime InvokeEndpoint and DynamoDB.",
+                    f"The local service does not serve {target or (request.method + ' ' + path)!r} "
+                    f"(signing name {request.service or 'none'!r}); it serves S3, EMR Serverless, Glue, Athena, "
+                    "CloudWatch Logs, SageMaker (+ runtime) and DynamoDB.",
                 ),
                 "application/x-amz-json-1.1",
             )
+
+    def _rest(self, api: RestApi, request: Request) -> None:
+        """A REST service (S3, EMR Serverless): the API answers a Response, maybe a file slice."""
+        try:
+            response = api.handle(request)
+        except ApiError as exc:
+            self._drain(request)
+            self._error(exc, "application/json")
+            return
+        except Exception as exc:  # noqa: BLE001 - an internal bug answers 500 rather than dropping the connection
+            log.exception("%s %s failed", request.method, request.raw_path)
+            self._drain(request)
+            self._error(ApiError("InternalFailure", f"{type(exc).__name__}: {exc}", 500), "application/json")
+            return
+        self._drain(request)
+        self.server.service.actions.record(request.service, response.action or request.method, request.access_key)
+        self._write(response)
+
+    def _json_target(self, api: JsonTargetApi, prefix: str, operation: str, request: Request) -> None:
+        content_type = "application/x-amz-json-1.1"
+        self.server.service.actions.record(_TARGET_SERVICES.get(prefix, prefix), operation, request.access_key)
+        try:
+            body = request.body(limit=MAX_JSON_BODY_BYTES)
+            params = json.loads(body) if body else {}
+            if not isinstance(params, dict):
+                raise ApiError("SerializationException", "request body must be a JSON object")
+            result = api.dispatch(operation, params)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self._error(ApiError("SerializationException", f"request body is not JSON: {exc}"), content_type)
+            return
+        except ApiError as exc:
+            self._drain(request)
+            self._error(exc, content_type)
+            return
+        except Exception as exc:  # noqa: BLE001 - an internal bug answers 500 rather than dropping the connection
+            log.exception("%s.%s failed", prefix, operation)
+            self._error(ApiError("InternalFailure", f"{type(exc).__name__}: {exc}", 500), content_type)
+            return
+        self._send(200, json.dumps(result, default=_json_default).encode(), content_type)
+
+    def _drain(self, request: Request) -> None:
+        """Read what is left of a body the API did not read, so the keep-alive connection stays in step."""
+        if request._body is None and request.content_length > 0 and not getattr(request, "consumed", False):
+            if request.content_length > MAX_DRAIN_BYTES:
+                self.close_connection = True
+                return
+            try:
+                request.body()
+            except ApiError:
+                self.close_connection = True
+
+    def _write(self, response: Response) -> None:
+        body = response.body
+        length = body.length if isinstance(body, FileSlice) else len(body)
+        head = {**response.headers}
+        if response.head_only:
+            length = int(head.pop("Content-Length", length))
+        lines = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, '')}",
+                 f"Content-Type: {response.content_type}", f"Content-Length: {length}",
+                 f"x-amzn-RequestId: {uuid.uuid4().hex}"]
+        lines += [f"{k}: {v}" for k, v in head.items()]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if response.head_only or self.command == "HEAD":
+            return
+        if isinstance(body, FileSlice):
+            self.wfile.flush()
+            with open(body.path, "rb") as fh:
+                self.connection.sendfile(fh, body.offset, body.length)
+        elif body:
+            self.wfile.write(body)
 
     def _sagemaker(self, operation: str) -> None:
         content_type = "application/x-amz-json-1.1"
@@ -328,7 +463,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(out)
 
-    def _invoke(self, endpoint: str) -> None:
+    def _invoke(self, endpoint: str) -> None:  # noqa: C901 - one answer per failure kind
         content_type = "application/json"
         body = self._read_body(MAX_INVOKE_PAYLOAD_BYTES)
         if body is None:
@@ -410,3 +545,12 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _json_default(value: object) -> object:
+    """Timestamps in JSON answers are epoch seconds, as AWS's JSON protocols send them."""
+    import datetime as _dt
+
+    if isinstance(value, _dt.datetime):
+        return value.timestamp()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
