@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import sys
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -68,19 +66,10 @@ def _cmd_package_code(args: argparse.Namespace) -> int:
     """Zip the package for ``--py-files`` and upload it with the job scripts as EMR entry points."""
     import boto3
 
-    from smspark_assets.environment import split_s3_uri
+    from smspark_assets.code_package import upload_code
 
-    package = Path(__file__).resolve().parent
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(package.rglob("*.py")):
-            zf.write(path, path.relative_to(package.parent).as_posix())
-    bucket, key = split_s3_uri(args.code_uri.rstrip("/"))
-    s3 = boto3.client("s3")
-    s3.put_object(Bucket=bucket, Key=f"{key}/smspark_assets.zip", Body=buffer.getvalue())
-    for script in sorted((package / "spark_jobs").glob("*.py")):
-        s3.put_object(Bucket=bucket, Key=f"{key}/spark_jobs/{script.name}", Body=script.read_bytes())
-    print(f"uploaded smspark_assets.zip and spark_jobs/*.py to {args.code_uri}")
+    base = upload_code(boto3.client("s3"), args.code_uri, versioned=False)
+    print(f"uploaded smspark_assets.zip and spark_jobs/*.py to {base}")
     return 0
 
 

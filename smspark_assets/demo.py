@@ -36,6 +36,8 @@ class DemoReport:
     lookup: dict[str, Any] | None = None
     raw_written: int = 0
     results: dict[str, dg.ExecuteInProcessResult] = field(default_factory=dict)
+    # Which services carried the run: the AWS resources, against AWS or the embedded stack at a URL.
+    services: str = ""
 
 
 # Spark jobs each take the machine's cores: queue sensor-launched runs one at a time locally.
@@ -72,7 +74,7 @@ def land_demo_data(start: dt.date, days: int, rows: int, seed: int, bucket: str)
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
         if not store.exists(f"{partition_uri(f's3://{bucket}', day)}/_SUCCESS"):
-            write_day(f"s3://{bucket}", day, rows, seed)
+            write_day(store, f"s3://{bucket}", day, rows, seed)
             written += rows
         landed.append(day.isoformat())
     return landed, written
@@ -141,6 +143,9 @@ def run_demo(days: int = 14, rows: int = 20_000, start: dt.date = dt.date(2026, 
                  run_config=run_configs.get("performance"))
 
     resources = resources_for()
+    stack = resources["store"].stack()
+    report.services = ("AWS resources (S3, EMR Serverless, SageMaker, DynamoDB, Glue, Athena) against the "
+                       f"embedded stack at {stack.url}" if stack is not None else "AWS resources against AWS")
     report.query = resources["catalog"].query(
         f"SELECT dt, COUNT(*) AS applications, ROUND(AVG(prediction), 4) AS mean_score, "
         f"COUNT_IF(prediction >= 0.5) AS flagged "
@@ -172,6 +177,7 @@ def format_report(report: DemoReport) -> str:
     lines = [
         "",
         "=== smspark_assets: end-to-end run ===",
+        f"services             {report.services}",
         f"days                 {report.days[0]} .. {report.days[-1]} ({len(report.days)} days; "
         f"{report.raw_written} raw rows newly landed)",
         f"raw rows read        {get(features, 'rows_read')}  (malformed, quarantined: {get(features, 'malformed_rows')})",

@@ -1,8 +1,8 @@
 """The one place that decides where the platform runs and where its data lives.
 
 ``SMSPARK_ENV`` selects ``local`` (the default: an embedded local stack on this machine) or ``aws``.
-Every configuration value, metadata value and API request speaks ``s3://bucket/key`` URIs; in the
-local environment :func:`resolve_uri` maps them to files under ``<root>/s3/<bucket>/<key>``.
+Every configuration value, metadata value and API request speaks ``s3://bucket/key`` URIs, in both
+environments: locally the stack's S3 API serves them (from files under ``<root>/s3/<bucket>/<key>``).
 Nothing else in the project reads these environment variables.
 """
 
@@ -35,10 +35,6 @@ def get_environment() -> Environment:
     except ValueError:
         allowed = ", ".join(e.value for e in Environment)
         raise ValueError(f"{ENV_VAR}={raw!r} is not an environment; allowed: {allowed}") from None
-
-
-def is_local() -> bool:
-    return get_environment() is Environment.LOCAL
 
 
 def project_root() -> Path:
@@ -79,25 +75,6 @@ def local_path(uri: str, root: Path | None = None) -> Path:
     if base.resolve() not in (path, *path.parents):
         raise ValueError(f"S3 key escapes its bucket: {uri!r}")
     return path
-
-
-def uri_for_local_path(path: Path, root: Path | None = None) -> str:
-    """Inverse of :func:`local_path`."""
-    rel = Path(path).resolve().relative_to((root or local_s3_root()).resolve())
-    bucket, *key = rel.parts
-    return s3_uri(bucket, *key)
-
-
-def resolve_uri(uri: str) -> str:
-    """What a reader or writer (Spark, pyarrow, DuckDB) should open for ``uri`` in this environment.
-
-    ``aws``: the URI itself. ``local``: the absolute local path. Non-S3 paths pass through unchanged.
-    """
-    if not uri.startswith(("s3://", "s3a://", "s3n://")):
-        return uri
-    if get_environment() is Environment.AWS:
-        return uri
-    return str(local_path(uri))
 
 
 def partitions_start() -> str:

@@ -1,10 +1,8 @@
 """Small reads of Parquet tables by ``s3://`` URI (footers only where possible)."""
 
-import pyarrow.dataset as ds
-
-from smspark_assets.environment import resolve_uri
+from smspark_assets.resources.storage import S3ObjectStoreResource
 
 
-def parquet_rows(uri: str) -> int:
+def parquet_rows(store: S3ObjectStoreResource, uri: str) -> int:
     """Rows in the Parquet files under ``uri``, read from the footers (no data pages)."""
-    return ds.dataset(resolve_uri(uri), format="parquet").count_rows()
+    return store.parquet_dataset(uri).count_rows()

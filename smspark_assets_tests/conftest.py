@@ -25,4 +25,19 @@ def smspark_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("SMSPARK_ROOT", str(root))
     monkeypatch.setenv("SMSPARK_ENV", "local")
+    # Code under test that runs "inside a job" maps s3:// to this root's store, as the embedded EMR's jobs do.
+    monkeypatch.setenv("SMSPARK_EMRFS_ROOT", str(root / "s3"))
     return root
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory):
+    """One embedded stack for the platform tests that talk to it over the wire (stopped at the end)."""
+    from smspark_assets.local import process
+
+    root = tmp_path_factory.mktemp("stack") / "smspark"
+    info = process.start(root)
+    try:
+        yield root, info.url
+    finally:
+        process.stop(root)

@@ -4,13 +4,12 @@
 import dagster as dg
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 
 from smspark_assets.assets.scoring import SCORES_TABLE, credit_scores
-from smspark_assets.environment import resolve_uri
 from smspark_assets.layout import layout
 from smspark_assets.partitions import daily_partitions
 from smspark_assets.resources.catalog import CatalogResource
+from smspark_assets.resources.storage import ObjectStoreResource
 
 LATEST_SCORES_TABLE = "credit_scores_latest"
 SERVED_COLUMNS = ["application_id", "prediction", "model_name", "scored_at"]
@@ -26,12 +25,12 @@ SERVED_COLUMNS = ["application_id", "prediction", "model_name", "scored_at"]
     metadata={"dynamodb/table": LATEST_SCORES_TABLE, "dynamodb/key": "application_id",
               "dynamodb/partition_attribute": "dt"},
 )
-def credit_scores_dynamodb(context: dg.AssetExecutionContext) -> pd.DataFrame:
+def credit_scores_dynamodb(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pd.DataFrame:
     """The latest score per application id, served to applications from the DynamoDB table
     `credit_scores_latest` (key `application_id`), upserted day by day with batch writes."""
     frames = []
     for day in context.partition_keys:
-        day_table = ds.dataset(resolve_uri(f"{layout().scores}/dt={day}"), format="parquet").to_table(
+        day_table = store.parquet_dataset(f"{layout().scores}/dt={day}").to_table(
             columns=SERVED_COLUMNS)
         frames.append(day_table.to_pandas().assign(dt=day))
     # One item per application: when an id appears on several days, the latest day's score wins.

@@ -4,11 +4,10 @@
 from typing import Any
 
 import dagster as dg
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from smspark_assets.assets.features import credit_features
-from smspark_assets.environment import region, resolve_uri
+from smspark_assets.environment import region
 from smspark_assets.layout import layout
 from smspark_assets.partitions import daily_partitions
 from smspark_assets.resources.aws import SageMakerResource
@@ -53,7 +52,6 @@ def credit_scores(context: dg.AssetExecutionContext, config: ScoringConfig, cred
         "partitions": days,
         "feature_columns": credit_default_endpoint.get("feature_columns"),
         "endpoint_name": credit_default_endpoint["endpoint_name"],
-        "endpoint_url": sagemaker.service_url(),
         "region": sagemaker.region_name or region(),
         "output_prefix": paths.scores,
         "max_payload_bytes": min(int(config.max_payload_mb * 1024 * 1024), MAX_PAYLOAD_BYTES),
@@ -64,9 +62,9 @@ def credit_scores(context: dg.AssetExecutionContext, config: ScoringConfig, cred
     first = next((o for o in store.list_objects(f"{paths.scores}/dt={days[0]}") if o.uri.endswith(".parquet")), None)
     if first is None:
         raise dg.Failure(f"the scoring job wrote nothing under {paths.scores}/dt={days[0]}")
-    schema = pq.read_schema(resolve_uri(first.uri))
+    schema = store.parquet_dataset(first.uri).schema
     catalog.register_table(SCORES_TABLE, paths.scores, columns_of(schema, exclude=("dt",)), [("dt", "string")], days)
-    feature_rows = {day: parquet_rows(f"{paths.features}/dt={day}") for day in days}
+    feature_rows = {day: parquet_rows(store, f"{paths.features}/dt={day}") for day in days}
     scored_rows = dict(_plain(reported.get("rows_scored_by_dt")) or {})
     unscored = {day: n - int(scored_rows.get(day, 0)) for day, n in feature_rows.items()
                 if n != int(scored_rows.get(day, 0))}

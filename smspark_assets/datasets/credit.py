@@ -67,19 +67,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from smspark_assets.environment import default_bucket, resolve_uri, split_s3_uri
+from smspark_assets.environment import default_bucket, split_s3_uri
 
 RAW_TABLE = "credit_applications"
 LABEL = "defaulted_12m"
@@ -319,48 +317,22 @@ def render_csv(df: pd.DataFrame, day: dt.date, seed: int) -> tuple[list[str], in
     return lines, int(bad_number.size + bad_width.size)
 
 
-def _atomic_write_local(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name starts with '.', which Spark and our sensor both ignore.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class ObjectWriter(Protocol):
+    """What the generator needs of an object store (``S3ObjectStoreResource`` has it)."""
+
+    def write_bytes(self, uri: str, data: bytes) -> None: ...
+
+    def list_objects(self, prefix_uri: str) -> list[Any]: ...
+
+    def delete(self, uri: str) -> None: ...
 
 
-def _put(uri: str, data: bytes) -> None:
-    """Write one object; atomic in both environments (an S3 PUT is atomic by itself)."""
-    target = resolve_uri(uri)
-    if target.startswith("s3://"):
-        import boto3
-
-        bucket, key = split_s3_uri(target)
-        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
-    else:
-        _atomic_write_local(Path(target), data)
-
-
-def _remove_stale_parts(dir_uri: str, keep: set[str]) -> None:
+def _remove_stale_parts(store: ObjectWriter, dir_uri: str, keep: set[str]) -> None:
     """Delete part files of an earlier, larger write of the same day."""
-    target = resolve_uri(dir_uri)
-    if target.startswith("s3://"):
-        import boto3
-
-        bucket, prefix = split_s3_uri(target)
-        s3 = boto3.client("s3")
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
-            for obj in page.get("Contents", []):
-                name = obj["Key"].rsplit("/", 1)[-1]
-                if name.startswith("part-") and name not in keep:
-                    s3.delete_object(Bucket=bucket, Key=obj["Key"])
-        return
-    for path in Path(target).glob("part-*"):
-        if path.name not in keep:
-            path.unlink()
+    for info in store.list_objects(dir_uri.rstrip("/") + "/"):
+        name = info.uri.rsplit("/", 1)[-1]
+        if name.startswith("part-") and name not in keep:
+            store.delete(info.uri)
 
 
 def partition_uri(bucket_uri_prefix: str, day: dt.date) -> str:
@@ -378,6 +350,7 @@ def _normalize_prefix(bucket_uri_prefix: str) -> str:
 
 
 def write_day(
+    store: ObjectWriter,
     bucket_uri_prefix: str,
     day: dt.date,
     rows: int,
@@ -400,10 +373,11 @@ def write_day(
         name = f"part-{part:05d}.csv"
         chunk = "\n".join([header, *body[start : start + rows_per_part]]) + "\n"
         uri = f"{dir_uri}/{name}"
-        _put(uri, chunk.encode("utf-8"))
+        store.write_bytes(uri, chunk.encode("utf-8"))  # one PUT: atomic
         written.append(uri)
-    _remove_stale_parts(dir_uri, {u.rsplit("/", 1)[-1] for u in written})
-    _put(f"{dir_uri}/{SUCCESS_MARKER}", b"")
+    _remove_stale_parts(store, dir_uri, {u.rsplit("/", 1)[-1] for u in written})
+    # The marker goes last: a reader (the sensor) sees a day only once every part is there.
+    store.write_bytes(f"{dir_uri}/{SUCCESS_MARKER}", b"")
     return written
 
 
@@ -414,7 +388,7 @@ def expected_malformed(day: dt.date, rows: int, seed: int = 7) -> int:
 
 
 def write_days(
-    bucket_uri_prefix: str, start: dt.date, days: int, rows: int, seed: int = 7
+    store: ObjectWriter, bucket_uri_prefix: str, start: dt.date, days: int, rows: int, seed: int = 7
 ) -> dict[str, list[str]]:
     """Write ``days`` consecutive days from ``start``; ``{dt: [part URIs]}``."""
     if days < 1:
@@ -422,7 +396,7 @@ def write_days(
     out: dict[str, list[str]] = {}
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
-        out[day.isoformat()] = write_day(bucket_uri_prefix, day, rows, seed)
+        out[day.isoformat()] = write_day(store, bucket_uri_prefix, day, rows, seed)
     return out
 
 
@@ -447,7 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.days < 1 or args.rows < 1:
         parser.error("--days and --rows must be positive")
     t0 = time.perf_counter()
-    written = write_days(args.bucket, args.start, args.days, args.rows, args.seed)
+    from smspark_assets.resources.by_environment import resources_for
+
+    written = write_days(resources_for()["store"], args.bucket, args.start, args.days, args.rows, args.seed)
     elapsed = time.perf_counter() - t0
     total_rows = args.days * args.rows
     print(

@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
+from smspark_assets import environment
 from smspark_assets.local import process
+from smspark_assets.local.credentials import load_or_create
 from smspark_assets.local.layout import LocalLayout
+
+
+def stack_exports(layout: LocalLayout, url: str) -> dict[str, str]:
+    """``AWS_*`` variables for the stack of ``layout`` listening at ``url`` (credentials of its root)."""
+    creds = load_or_create(layout)
+    region = environment.region()
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": creds.access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="smspark local", description="The embedded local SageMaker + DynamoDB service."
+        prog="smspark local", description="The embedded local AWS stack (S3, EMR Serverless, Glue, Athena, SageMaker, DynamoDB, CloudWatch Logs)."
     )
     parser.add_argument("--root", default=None, help="project root (default: SMSPARK_ROOT or ./.smspark)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("start", help="start the service in the background (no-op when it runs)")
     sub.add_parser("stop", help="stop the service (its endpoints are served again on the next start)")
     sub.add_parser("status", help="print the service's URL and pid; exit code 1 when it is not running")
+    sub.add_parser("env", help="print the shell exports with which boto3, the AWS CLI or pyarrow reach the stack "
+                               "(starts it when needed): eval \"$(smspark local env)\"")
     logs = sub.add_parser("logs", help="print a training job's log, or an endpoint's model-server logs")
     logs.add_argument("job", help="training job name (or endpoint name)")
     args = parser.parse_args(argv)
@@ -40,6 +58,15 @@ def main(argv: list[str]) -> int:
             print("local service is not running")
             return 1
         print(json.dumps(info.to_json(), indent=2))
+        return 0
+    if args.command == "env":
+        try:
+            info = process.start(args.root)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        for key, value in stack_exports(LocalLayout.for_root(args.root), info.url).items():
+            print(f"export {key}={shlex.quote(value)}")
         return 0
     if args.command == "logs":
         layout = LocalLayout.for_root(args.root)

@@ -49,6 +49,11 @@ class LocalLayout:
         return self.local_dir / "service.log"
 
     @property
+    def credentials_json(self) -> Path:
+        """The generated access key and secret of this root (0600): every request must be signed with them."""
+        return self.local_dir / "credentials.json"
+
+    @property
     def actions_log(self) -> Path:
         """One JSON line per action served (service, action, caller's access key): read by the IAM tests."""
         return self.local_dir / "actions.jsonl"

@@ -1,47 +1,41 @@
-"""Boto3 clients for SageMaker, its runtime and DynamoDB: on AWS, or against the embedded local stack.
+"""Boto3 clients for every AWS service the platform calls: on AWS, or against the embedded local stack.
 
-One resource per service keeps the configuration surface of dagster-aws' ``S3Resource`` (region,
-endpoint URL). With ``local_stack=True`` the endpoint URL is the local service's, which is started on
-first use; nothing else differs, so the code that runs on a laptop is the code that runs on AWS.
+There is one set of resources. Each keeps the configuration surface of dagster-aws' resources (region,
+endpoint URL); ``local_stack_root`` points them at the embedded stack of that state root instead, which
+is started on first use and answers the same APIs with generated credentials. Nothing else differs, so
+the code that runs on a laptop is the code that runs on AWS.
 """
 
 
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
-from smspark_assets.environment import project_root
-
-# The local stack checks no signature, but botocore refuses to sign without credentials.
-_LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+from smspark_assets.resources.local_stack import StackConnection, connect
 
 
 class AwsServiceResource(dg.ConfigurableResource):
-    """Shared configuration: region, optional endpoint override, or the embedded local stack."""
+    """Shared configuration: region, optional endpoint override, or the embedded local stack's root."""
 
     region_name: str = "us-east-1"
     endpoint_url: str | None = None
-    local_stack: bool = False
-    local_root: str | None = None
+    # The state root of the embedded stack ("local" environment); None on AWS.
+    local_stack_root: str | None = None
     max_attempts: int = 8
+    read_timeout_seconds: int = 120
 
-    _urls: dict[str, str] = PrivateAttr(default_factory=dict)
+    _stack: list[StackConnection] = PrivateAttr(default_factory=list)
+    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    def service_url(self) -> str | None:
-        """The endpoint URL clients should use (``None`` means the AWS default for the region)."""
-        if self.endpoint_url:
-            return self.endpoint_url
-        if not self.local_stack:
+    def stack(self) -> StackConnection | None:
+        """The running embedded stack (started on first use), or None on AWS."""
+        if self.local_stack_root is None:
             return None
-        if "local" not in self._urls:
-            from smspark_assets.local.process import ensure_running
-
-            root = Path(self.local_root) if self.local_root else project_root()
-            self._urls["local"] = ensure_running(root)
-        return self._urls["local"]
+        if not self._stack:
+            self._stack.append(connect(self.local_stack_root, self.region_name))
+        return self._stack[0]
 
     def client_kwargs(self) -> dict[str, Any]:
         from botocore.config import Config
@@ -49,16 +43,20 @@ class AwsServiceResource(dg.ConfigurableResource):
         kwargs: dict[str, Any] = {
             "region_name": self.region_name,
             "config": Config(retries={"max_attempts": self.max_attempts, "mode": "standard"},
-                             read_timeout=120, connect_timeout=10),
+                             read_timeout=self.read_timeout_seconds, connect_timeout=10,
+                             # Path-style addressing: the stack (and any S3-compatible endpoint) serves
+                             # buckets as the first path segment.
+                             s3={"addressing_style": "path"} if self.local_stack_root or self.endpoint_url
+                             else None),
         }
-        url = self.service_url()
-        if url:
-            kwargs["endpoint_url"] = url
-        if self.local_stack:
-            kwargs.update(_LOCAL_CREDENTIALS)
+        stack = self.stack()
+        if stack is not None:
+            kwargs.update(stack.client_kwargs())
+        elif self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
         return kwargs
 
-    def client(self, service: str):
+    def client(self, service: str) -> Any:
         import boto3
 
         return boto3.client(service, **self.client_kwargs())
@@ -68,39 +66,16 @@ class SageMakerResource(AwsServiceResource):
     """SageMaker control plane + runtime, plus what every training job and model needs (role, poll interval)."""
 
     role_arn: str = "arn:aws:iam::000000000000:role/smspark-local"
-    # Local stack only: custom image URI -> script-mode entry point (module or .py path) it stands for.
-    custom_images: dict[str, str] = {}
     # How often to poll a job or endpoint; the local stack answers in seconds, AWS in minutes.
     poll_seconds: float = 30.0
     instance_type: str = "ml.m5.xlarge"
 
-    def service_url(self) -> str | None:
-        url = super().service_url()
-        if self.local_stack and self.custom_images:
-            self._register_custom_images()
-        return url
-
-    def _register_custom_images(self) -> None:
-        """Merge our custom images into the local service's ``config.json`` (read when it changes)."""
-        import json
-
-        from smspark_assets.local.layout import LocalLayout
-
-        path = LocalLayout.for_root(Path(self.local_root) if self.local_root else project_root()).config_json
-        config = json.loads(path.read_text()) if path.exists() else {}
-        images = {**config.get("custom_images", {}), **self.custom_images}
-        if images != config.get("custom_images"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({**config, "custom_images": images}, indent=2))
-            tmp.replace(path)
-
     @cached_property
-    def sagemaker(self):
+    def sagemaker(self) -> Any:
         return self.client("sagemaker")
 
     @cached_property
-    def runtime(self):
+    def runtime(self) -> Any:
         return self.client("sagemaker-runtime")
 
 
@@ -108,5 +83,5 @@ class DynamoDBResource(AwsServiceResource):
     """DynamoDB, where the latest score per key is served to applications."""
 
     @cached_property
-    def dynamodb(self):
+    def dynamodb(self) -> Any:
         return self.client("dynamodb")

@@ -1,71 +1,107 @@
-"""The resources of each environment. Assets never branch on the environment; this module does, once."""
+"""The resources of the platform: one set, the AWS ones. The environment only chooses their settings.
+
+``aws``: the account's endpoints, names from environment variables (see the README), AWS poll intervals.
+``local``: the same resources pointed at the embedded stack of ``SMSPARK_ROOT`` (started on first use),
+with its generated credentials, the demo bucket and short poll intervals. Assets never branch on the
+environment; this module does, once, and only for settings.
+"""
 
 
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
-from smspark_assets.environment import (Environment, get_environment, local_s3_root, project_root, region,
-                                        sklearn_image_uri)
-from smspark_assets.local.script_examples import SKLEARN_ENTRY_POINT
+from smspark_assets.environment import (Environment, default_bucket, get_environment, project_root, region,
+                                        s3_uri)
 from smspark_assets.layout import layout
 from smspark_assets.resources.aws import DynamoDBResource, SageMakerResource
-from smspark_assets.resources.catalog import GlueAthenaCatalogResource, LocalCatalogResource
+from smspark_assets.resources.catalog import GlueAthenaCatalogResource
 from smspark_assets.resources.io_managers import DynamoDBTableIOManager, JsonObjectIOManager, ParquetObjectIOManager
-from smspark_assets.resources.spark import EmrServerlessSparkJobRunner, LocalSparkJobRunner
-from smspark_assets.resources.storage import LocalObjectStoreResource, S3ObjectStoreResource
+from smspark_assets.resources.spark import EmrServerlessSparkJobRunner
+from smspark_assets.resources.storage import S3ObjectStoreResource
+
+# One-machine Spark for jobs on the stack's EMR: loopback only, UTC, few shuffle partitions, Arrow on.
+LOCAL_SPARK_CONF: dict[str, str] = {
+    "spark.driver.memory": "4g",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
 
 
-def _io_managers(store: Any, dynamodb: DynamoDBResource) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Settings:
+    """What differs between the environments: where the clients point, names, and how often to poll."""
+
+    connection: dict[str, Any]
+    bucket: Any
+    sagemaker_role_arn: Any
+    emr: dict[str, Any]
+    athena_output: Any
+    sagemaker_poll_seconds: float
+    emr_poll_seconds: float
+    athena_poll_seconds: float
+
+
+def local_settings() -> Settings:
+    root = str(project_root())
+    bucket = default_bucket()
+    return Settings(
+        connection={"region_name": region(), "local_stack_root": root},
+        bucket=bucket,
+        sagemaker_role_arn="arn:aws:iam::000000000000:role/smspark-local",
+        emr={"application_name": "smspark-local",
+             "execution_role_arn": "arn:aws:iam::000000000000:role/smspark-emr-local",
+             "code_uri": s3_uri(bucket, "code"), "log_uri": s3_uri(bucket, "logs", "emr"),
+             "spark_conf": LOCAL_SPARK_CONF},
+        athena_output=s3_uri(bucket, "athena"),
+        sagemaker_poll_seconds=1.0, emr_poll_seconds=1.0, athena_poll_seconds=0.2,
+    )
+
+
+def aws_settings() -> Settings:
+    """Account-specific settings come from environment variables at launch (see the README)."""
+    return Settings(
+        connection={"region_name": region()},
+        bucket=dg.EnvVar("SMSPARK_BUCKET"),
+        sagemaker_role_arn=dg.EnvVar("SMSPARK_SAGEMAKER_ROLE_ARN"),
+        emr={"application_id": dg.EnvVar("SMSPARK_EMR_APPLICATION_ID"),
+             "execution_role_arn": dg.EnvVar("SMSPARK_EMR_EXECUTION_ROLE_ARN"),
+             "code_uri": dg.EnvVar("SMSPARK_CODE_URI")},
+        athena_output=dg.EnvVar("SMSPARK_ATHENA_OUTPUT"),
+        sagemaker_poll_seconds=30.0, emr_poll_seconds=5.0, athena_poll_seconds=1.0,
+    )
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """The platform's resources for ``settings``: the same classes in every environment."""
+    connection = settings.connection
+    store = S3ObjectStoreResource(**connection)
+    dynamodb = DynamoDBResource(**connection)
     prefix = layout().io_manager_prefix
     return {
+        "store": store,
+        "spark": EmrServerlessSparkJobRunner(**connection, **settings.emr, pipes_bucket=settings.bucket,
+                                             poll_seconds=settings.emr_poll_seconds),
+        "sagemaker": SageMakerResource(**connection, role_arn=settings.sagemaker_role_arn,
+                                       poll_seconds=settings.sagemaker_poll_seconds),
+        "dynamodb": dynamodb,
+        "catalog": GlueAthenaCatalogResource(**connection, output_location=settings.athena_output,
+                                             poll_seconds=settings.athena_poll_seconds),
         "json_io_manager": JsonObjectIOManager(store=store, prefix=prefix),
         "parquet_io_manager": ParquetObjectIOManager(store=store, prefix=prefix),
         "dynamodb_io_manager": DynamoDBTableIOManager(dynamodb=dynamodb),
     }
 
 
-def local_resources() -> dict[str, Any]:
-    """Everything on this machine: files for S3, local Spark, the local SageMaker/DynamoDB service, DuckDB."""
-    root = str(project_root())
-    store = LocalObjectStoreResource(root=str(local_s3_root()))
-    dynamodb = DynamoDBResource(region_name=region(), local_stack=True, local_root=root)
-    return {
-        "store": store,
-        "spark": LocalSparkJobRunner(root=root),
-        "sagemaker": SageMakerResource(region_name=region(), local_stack=True, local_root=root, poll_seconds=1.0,
-                                       custom_images={sklearn_image_uri(): SKLEARN_ENTRY_POINT}),
-        "dynamodb": dynamodb,
-        "catalog": LocalCatalogResource(root=root),
-        **_io_managers(store, dynamodb),
-    }
-
-
-def aws_resources() -> dict[str, Any]:
-    """Real AWS: S3, EMR Serverless through Pipes, SageMaker, DynamoDB, Glue + Athena.
-
-    Account-specific settings come from environment variables at launch (see the README).
-    """
-    store = S3ObjectStoreResource(region_name=region())
-    dynamodb = DynamoDBResource(region_name=region())
-    return {
-        "store": store,
-        "spark": EmrServerlessSparkJobRunner(
-            application_id=dg.EnvVar("SMSPARK_EMR_APPLICATION_ID"),
-            execution_role_arn=dg.EnvVar("SMSPARK_EMR_EXECUTION_ROLE_ARN"),
-            code_uri=dg.EnvVar("SMSPARK_CODE_URI"),
-            pipes_bucket=dg.EnvVar("SMSPARK_BUCKET"),
-            region_name=region(),
-        ),
-        "sagemaker": SageMakerResource(region_name=region(), role_arn=dg.EnvVar("SMSPARK_SAGEMAKER_ROLE_ARN"),
-                                       poll_seconds=30.0),
-        "dynamodb": dynamodb,
-        "catalog": GlueAthenaCatalogResource(region_name=region(),
-                                             output_location=dg.EnvVar("SMSPARK_ATHENA_OUTPUT")),
-        **_io_managers(store, dynamodb),
-    }
-
-
 def resources_for(environment: Environment | None = None) -> dict[str, Any]:
     env = environment or get_environment()
-    return local_resources() if env is Environment.LOCAL else aws_resources()
+    return build_resources(local_settings() if env is Environment.LOCAL else aws_settings())
+

@@ -1,33 +1,18 @@
-"""The table catalog and its SQL engine: Glue + Athena on AWS, a catalog file + DuckDB locally.
+"""The table catalog and its SQL engine: the Glue Data Catalog and Athena (on AWS, or the embedded stack).
 
-Queries are written in Athena's dialect (Trino) everywhere. Locally they are translated with sqlglot
-and run by DuckDB over the very Parquet files the Glue table would point at, registered under the same
-database and table names.
+Queries are written in Athena's dialect (Trino). The embedded stack answers the same Glue and Athena
+calls (running the SQL on DuckDB over the same Parquet files), so this is the one implementation.
 """
 
 
-import json
 import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from smspark_assets.environment import local_path, s3_uri, split_s3_uri
-
-
-@dataclass(frozen=True)
-class TableDef:
-    database: str
-    name: str
-    location: str
-    columns: list[tuple[str, str]]
-    partition_keys: list[tuple[str, str]]
-    partitions: list[str]
+from smspark_assets.environment import s3_uri, split_s3_uri
+from smspark_assets.resources.aws import AwsServiceResource
 
 
 def athena_type(dtype: pa.DataType) -> str:
@@ -55,114 +40,23 @@ def columns_of(schema: pa.Schema, exclude: Sequence[str] = ()) -> list[tuple[str
     return [(f.name, athena_type(f.type)) for f in schema if f.name not in exclude]
 
 
-class CatalogResource(dg.ConfigurableResource, ABC):
-    """Registers Parquet tables with partitions and answers Athena-dialect SQL."""
+class GlueAthenaCatalogResource(AwsServiceResource):
+    """Glue Data Catalog tables (Parquet, partitioned) queried with Athena."""
 
     database: str = "smspark"
-
-    @abstractmethod
-    def register_table(self, name: str, location: str, columns: list[tuple[str, str]],
-                       partition_keys: list[tuple[str, str]], partitions: Sequence[str]) -> None:
-        """Create or update table ``name`` at ``location`` and add ``partitions`` (values of the one key)."""
-
-    @abstractmethod
-    def query(self, sql: str) -> pd.DataFrame:
-        """Run Athena-dialect ``sql`` and return the result."""
-
-
-class LocalCatalogResource(CatalogResource):
-    """A JSON catalog under the local stack's root; DuckDB runs the queries."""
-
-    root: str
-
-    @property
-    def _catalog_path(self) -> Path:
-        return Path(self.root) / "catalog" / "tables.json"
-
-    def _load(self) -> dict[str, dict]:
-        path = self._catalog_path
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def tables(self) -> list[TableDef]:
-        return [TableDef(**t) for t in self._load().values()]
-
-    def register_table(self, name: str, location: str, columns: list[tuple[str, str]],
-                       partition_keys: list[tuple[str, str]], partitions: Sequence[str]) -> None:
-        catalog = self._load()
-        key = f"{self.database}.{name}"
-        known = set(catalog.get(key, {}).get("partitions", []))
-        catalog[key] = {
-            "database": self.database, "name": name, "location": location.rstrip("/"),
-            "columns": [list(c) for c in columns], "partition_keys": [list(p) for p in partition_keys],
-            "partitions": sorted(known | set(partitions)),
-        }
-        self._catalog_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._catalog_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(catalog, indent=2))
-        tmp.replace(self._catalog_path)
-
-    def translate(self, sql: str) -> str:
-        import sqlglot
-
-        return ";\n".join(sqlglot.transpile(sql, read="athena", write="duckdb"))
-
-    def query(self, sql: str) -> pd.DataFrame:
-        import duckdb
-
-        con = duckdb.connect()
-        s3_root = Path(self.root) / "s3"
-        for table in self.tables():
-            files = []
-            for value in table.partitions:
-                part_dir = local_path(f"{table.location}/{table.partition_keys[0][0]}={value}", root=s3_root)
-                if part_dir.is_dir():
-                    files.extend(str(p) for p in sorted(part_dir.glob("*.parquet")))
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.database}"')
-            if not files:
-                cols = ", ".join(f'CAST(NULL AS {_duck_type(t)}) AS "{c}"'
-                                 for c, t in [*table.columns, *table.partition_keys])
-                con.execute(f'CREATE VIEW "{table.database}"."{table.name}" AS SELECT {cols} WHERE false')
-                continue
-            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            # Hive partitioning gives back the partition column (dt) from the folder names, as Athena does.
-            con.execute(f'CREATE VIEW "{table.database}"."{table.name}" AS SELECT * FROM '
-                        f"read_parquet([{listing}], hive_partitioning=true, hive_types_autocast=false)")
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.database}"')
-        # Unqualified names resolve in the catalog's database first, as Athena's default database does.
-        con.execute(f"SET search_path = '{self.database},main'")
-        try:
-            cursor = con.execute(self.translate(sql))
-            frame = cursor.fetch_df()
-            # DuckDB sums and counts into HUGEINT (pandas makes it float); Athena answers bigint.
-            for (name, type_code, *_rest) in cursor.description or []:
-                if str(type_code).upper() == "HUGEINT" and frame[name].notna().all():
-                    frame[name] = frame[name].astype("int64")
-            return frame
-        finally:
-            con.close()
-
-
-def _duck_type(athena: str) -> str:
-    return {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE", "float": "REAL",
-            "boolean": "BOOLEAN", "timestamp": "TIMESTAMP", "date": "DATE"}.get(athena, "VARCHAR")
-
-
-class GlueAthenaCatalogResource(CatalogResource):
-    """AWS Glue Data Catalog tables queried with Amazon Athena."""
-
-    region_name: str = "us-east-1"
     workgroup: str = "primary"
     output_location: str = ""
     poll_seconds: float = 1.0
     timeout_seconds: float = 600.0
 
-    def _client(self, service: str):
-        import boto3
-
-        return boto3.client(service, region_name=self.region_name)
+    def _client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.client(service)
+        return self._clients[service]
 
     def register_table(self, name: str, location: str, columns: list[tuple[str, str]],
                        partition_keys: list[tuple[str, str]], partitions: Sequence[str]) -> None:
+        """Create or update table ``name`` at ``location`` and add ``partitions`` (values of the one key)."""
         from botocore.exceptions import ClientError
 
         glue = self._client("glue")
@@ -199,6 +93,7 @@ class GlueAthenaCatalogResource(CatalogResource):
                 raise RuntimeError(f"Glue refused partitions of {self.database}.{name}: {errors}")
 
     def query(self, sql: str) -> pd.DataFrame:
+        """Run Athena-dialect ``sql``; numbers come back as numbers. Fails with Athena's reason."""
         athena = self._client("athena")
         kwargs = {"QueryString": sql, "WorkGroup": self.workgroup,
                   "QueryExecutionContext": {"Database": self.database}}
@@ -240,5 +135,8 @@ def table_location(bucket: str, *parts: str) -> str:
     return s3_uri(bucket, *parts)
 
 
-__all__ = ["CatalogResource", "LocalCatalogResource", "GlueAthenaCatalogResource", "athena_type", "columns_of",
+# The one catalog of the platform; the name the assets use for it.
+CatalogResource = GlueAthenaCatalogResource
+
+__all__ = ["CatalogResource", "GlueAthenaCatalogResource", "athena_type", "columns_of",
            "split_s3_uri", "table_location"]

@@ -1,9 +1,13 @@
-"""Bulk writes to DynamoDB: 25-item batches, unprocessed items retried with backoff, a few threads.
+"""Bulk writes to DynamoDB: items checked first, 25-item batches, unprocessed items retried, a few threads.
 
-DynamoDB may accept only part of a ``BatchWriteItem`` and hand the rest back as ``UnprocessedItems``;
-those are retried (exponential backoff with jitter) until written or the retry budget is spent, and
-then the call fails naming how many items were left, so nothing is lost silently.
-"""
+* Items DynamoDB would refuse (key missing, empty or over 2,048 bytes, item over 400 KB, numbers out of
+  range, text that is not valid Unicode) are found before anything is written
+  (:func:`invalid_item_reasons`), so one bad row cannot fail a day half-way.
+* DynamoDB may accept only part of a ``BatchWriteItem`` and hand the rest back as ``UnprocessedItems``;
+  those are retried (exponential backoff with jitter) until written or the retry budget is spent. A
+  write that still fails raises :class:`PartialWriteError`, naming exactly which rows were not written.
+* Days are reconciled: items carry their day, and the items of a re-written day that are no longer in
+  it are deleted (:func:`delete_stale_items`), except those another day has overwritten since.
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 BATCH_LIMIT = 25
 

@@ -1,87 +1,110 @@
-"""Where Spark jobs run: a local Spark in a subprocess, or EMR Serverless. Both through Dagster Pipes.
+"""Where Spark jobs run: EMR Serverless, through Dagster Pipes (on AWS, or the embedded stack's EMR API).
 
-The job scripts in ``smspark_assets/spark_jobs`` are the same in both places; they read their
-parameters from the Pipes extras and report metadata back to the asset that launched them.
+The job scripts in ``smspark_assets/spark_jobs`` read their parameters from the Pipes extras and report
+metadata back to the asset that launched them. The code they run is uploaded to ``code_uri`` under a
+content hash, so a job always runs the code of the launching process and an unchanged package is not
+uploaded again.
 """
 
 
-import os
-import sys
-from abc import ABC, abstractmethod
 from typing import Any
 
 import dagster as dg
 
-JOBS_PACKAGE = "smspark_assets.spark_jobs"
+from smspark_assets.code_package import ensure_code_uploaded
+from smspark_assets.resources.aws import AwsServiceResource
 
 
-class SparkJobRunner(dg.ConfigurableResource, ABC):
-    """Runs one of our Spark job scripts for an asset and returns the Pipes invocation."""
-
-    @abstractmethod
-    def run(self, context: dg.AssetExecutionContext, job: str, params: dict[str, Any]
-            ) -> dg.PipesClientCompletedInvocation: ...
+class SparkJobFailed(dg.Failure):
+    """A Spark job failed or ended without reporting its result."""
 
 
-class LocalSparkJobRunner(SparkJobRunner):
-    """``local[*]`` Spark in a child process (``python -m smspark_assets.spark_jobs.<job>``)."""
+def _pipes_client_class() -> type:
+    """dagster-aws's EMR Serverless client, failing with the job's own error instead of "job failed"."""
+    from dagster_aws.pipes import PipesEMRServerlessClient
 
-    root: str
-    driver_memory: str = "4g"
+    class _Client(PipesEMRServerlessClient):
+        def _wait_for_completion(self, context: Any, start_response: Any) -> Any:
+            try:
+                return super()._wait_for_completion(context, start_response)
+            except RuntimeError as exc:
+                run = self.client.get_job_run(applicationId=start_response["applicationId"],
+                                              jobRunId=start_response["jobRunId"])["jobRun"]
+                raise SparkJobFailed(
+                    description=f"EMR Serverless job run {run.get('name') or run['jobRunId']} ended "
+                                f"{run['state']}: {run.get('stateDetails') or 'no details given'}",
+                    metadata={"job_run_id": run["jobRunId"], "application_id": run["applicationId"],
+                              "state": run["state"]},
+                ) from exc
 
-    def run(self, context: dg.AssetExecutionContext, job: str, params: dict[str, Any]
-            ) -> dg.PipesClientCompletedInvocation:
-        env = {
-            "SMSPARK_ENV": "local",
-            "SMSPARK_ROOT": self.root,
-            "SMSPARK_SPARK_DRIVER_MEMORY": self.driver_memory,
-            # Executors must run the interpreter that has pyarrow, xgboost and this package.
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-            "PYTHONPATH": os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p),
-        }
-        client = dg.PipesSubprocessClient(env=env)
-        return client.run(command=[sys.executable, "-m", f"{JOBS_PACKAGE}.{job}"], context=context,
-                          extras={"params": params})
+    return _Client
 
 
-class EmrServerlessSparkJobRunner(SparkJobRunner):
-    """EMR Serverless: the job script and a zip of this package are read from ``code_uri``.
+class EmrServerlessSparkJobRunner(AwsServiceResource):
+    """Runs one of our Spark job scripts on EMR Serverless and returns the Pipes invocation."""
 
-    Upload them with ``smspark package-code s3://bucket/code`` (see the README).
-    """
-
-    application_id: str
+    # The application: by id, or (when the id is empty) by name, created on first use.
+    application_id: str = ""
+    application_name: str = "smspark"
+    release_label: str = "emr-7.5.0"
     execution_role_arn: str
     code_uri: str
     pipes_bucket: str
-    region_name: str = "us-east-1"
+    # Where EMR writes the driver's stdout/stderr (gzipped): named in failure messages.
+    log_uri: str = ""
+    # Spark settings of every job (e.g. the local stack's one-machine tuning).
+    spark_conf: dict[str, str] = {}
+    poll_seconds: float = 5.0
+    execution_timeout_minutes: int = 120
+
+    def _application_id(self, emr: Any) -> str:
+        if self.application_id:
+            return self.application_id
+        for page in emr.get_paginator("list_applications").paginate():
+            for app in page.get("applications", []):
+                if app["name"] == self.application_name and app["state"] not in ("TERMINATED", "STOPPING"):
+                    return app["id"]
+        created = emr.create_application(name=self.application_name, releaseLabel=self.release_label, type="SPARK")
+        return created["applicationId"]
 
     def run(self, context: dg.AssetExecutionContext, job: str, params: dict[str, Any]
             ) -> dg.PipesClientCompletedInvocation:
-        import boto3
-        from dagster_aws.pipes import PipesEMRServerlessClient, PipesS3ContextInjector, PipesS3MessageReader
+        """Run ``job`` with ``params``; fail with the job's own error, or when it reported nothing."""
+        from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
 
-        s3 = boto3.client("s3", region_name=self.region_name)
-        client = PipesEMRServerlessClient(
-            client=boto3.client("emr-serverless", region_name=self.region_name),
+        s3 = self.client("s3")
+        emr = self.client("emr-serverless")
+        code = ensure_code_uploaded(s3, self.code_uri)
+        client = _pipes_client_class()(
+            client=emr,
             context_injector=PipesS3ContextInjector(bucket=self.pipes_bucket, client=s3),
-            message_reader=PipesS3MessageReader(bucket=self.pipes_bucket, client=s3, include_stdio_in_messages=True),
+            message_reader=PipesS3MessageReader(bucket=self.pipes_bucket, client=s3, include_stdio_in_messages=True,
+                                                interval=min(self.poll_seconds, 10.0)),
+            poll_interval=self.poll_seconds,
         )
-        code = self.code_uri.rstrip("/")
-        submit = " ".join([
-            f"--py-files {code}/smspark_assets.zip",
-            "--conf spark.emr-serverless.driverEnv.SMSPARK_ENV=aws",
-            "--conf spark.executorEnv.SMSPARK_ENV=aws",
-        ])
-        return client.run(
-            context=context,
-            start_job_run_params={
-                "applicationId": self.application_id,
-                "executionRoleArn": self.execution_role_arn,
-                "name": f"{job}-{context.run.run_id[:8]}",
-                "jobDriver": {"sparkSubmit": {"entryPoint": f"{code}/spark_jobs/{job}.py",
-                                              "sparkSubmitParameters": submit}},
-            },
-            extras={"params": params},
-        )
+        confs = [f"--conf {key}={value}" for key, value in sorted(self.spark_conf.items())]
+        submit = " ".join([f"--py-files {code}/smspark_assets.zip", *confs])
+        run_name = f"{job}-{context.run.run_id[:8]}"
+        params_out: dict[str, Any] = {
+            "applicationId": self._application_id(emr),
+            "executionRoleArn": self.execution_role_arn,
+            "name": run_name,
+            "executionTimeoutMinutes": self.execution_timeout_minutes,
+            "jobDriver": {"sparkSubmit": {"entryPoint": f"{code}/spark_jobs/{job}.py",
+                                          "sparkSubmitParameters": submit}},
+        }
+        if self.log_uri:
+            params_out["configurationOverrides"] = {
+                "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": self.log_uri}}}
+        invocation = client.run(context=context, start_job_run_params=params_out, extras={"params": params})
+        if not invocation.get_results():
+            where = f" Driver logs: {self.log_uri.rstrip('/')}/applications/<app>/jobs/<run>/SPARK_DRIVER/" \
+                if self.log_uri else ""
+            raise SparkJobFailed(
+                description=f"Spark job {job!r} (EMR Serverless run {run_name}) ended without reporting its "
+                            f"result: the script did not call Dagster Pipes' report_asset_materialization.{where}")
+        return invocation
+
+
+# The one Spark runner of the platform; the name the assets use for it.
+SparkJobRunner = EmrServerlessSparkJobRunner

@@ -1,20 +1,17 @@
-"""Object storage behind ``s3://`` URIs: a directory on this machine, or Amazon S3.
+"""Object storage behind ``s3://`` URIs: Amazon S3, or the embedded stack's S3 API.
 
-Both implementations answer the same questions with the same URIs, so sensors and IO managers never
-branch on the environment.
+Sensors, IO managers and assets read and write through this one resource; in the ``local``
+environment it is the same S3 client pointed at the stack. Tables are read with pyarrow's own S3
+filesystem, configured from the same connection.
 """
 
 
 import hashlib
-import os
-import tempfile
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-import dagster as dg
-
-from smspark_assets.environment import local_path, s3_uri, split_s3_uri, uri_for_local_path
+from smspark_assets.environment import s3_uri, split_s3_uri
+from smspark_assets.resources.aws import AwsServiceResource
 
 
 @dataclass(frozen=True)
@@ -25,25 +22,37 @@ class ObjectInfo:
     etag: str
 
 
-class ObjectStoreResource(dg.ConfigurableResource, ABC):
-    """Reads, writes and lists objects by ``s3://`` URI."""
+class S3ObjectStoreResource(AwsServiceResource):
+    """Reads, writes and lists objects by ``s3://`` URI (Amazon S3, or the stack's S3 API)."""
 
-    @abstractmethod
-    def list_prefixes(self, prefix_uri: str, start_after: str | None = None) -> list[str]:
-        """Immediate "sub-folder" names under ``prefix_uri`` (e.g. ``dt=2026-11-01``), sorted, after ``start_after``."""
+    def _client(self) -> Any:
+        if "s3" not in self._clients:
+            self._clients["s3"] = self.client("s3")
+        return self._clients["s3"]
 
-    @abstractmethod
-    def list_objects(self, prefix_uri: str) -> list[ObjectInfo]:
-        """Every object under ``prefix_uri`` (recursively), sorted by URI."""
+    def arrow_filesystem(self) -> Any:
+        """pyarrow's S3 filesystem on the same endpoint and credentials as the boto3 client."""
+        from urllib.parse import urlparse
 
-    @abstractmethod
-    def read_bytes(self, uri: str) -> bytes: ...
+        import pyarrow.fs as pafs
 
-    @abstractmethod
-    def write_bytes(self, uri: str, data: bytes) -> None: ...
+        kwargs = self.client_kwargs()
+        options: dict[str, Any] = {"region": self.region_name}
+        if kwargs.get("endpoint_url"):
+            url = urlparse(kwargs["endpoint_url"])
+            options.update(endpoint_override=url.netloc, scheme=url.scheme or "https")
+        if kwargs.get("aws_access_key_id"):
+            options.update(access_key=kwargs["aws_access_key_id"], secret_key=kwargs["aws_secret_access_key"])
+        return pafs.S3FileSystem(**options)
 
-    @abstractmethod
-    def exists(self, uri: str) -> bool: ...
+    def parquet_dataset(self, uri: str) -> Any:
+        """A pyarrow dataset over the Parquet files under ``uri`` (hive partitions become columns)."""
+        import pyarrow.dataset as ds
+
+        bucket, key = split_s3_uri(uri.rstrip("/"))
+        return ds.dataset(f"{bucket}/{key}", format="parquet", filesystem=self.arrow_filesystem(),
+                          partitioning="hive", exclude_invalid_files=False,
+                          ignore_prefixes=[".", "_"])
 
     def fingerprint(self, prefix_uri: str) -> str:
         """A content hash of every data object under a prefix, independent of generated file names.
@@ -57,65 +66,6 @@ class ObjectStoreResource(dg.ConfigurableResource, ABC):
                 continue
             digest.update(self.read_bytes(info.uri))
         return digest.hexdigest()
-
-
-class LocalObjectStoreResource(ObjectStoreResource):
-    """``s3://bucket/key`` is the file ``<root>/<bucket>/<key>``."""
-
-    root: str
-
-    def _path(self, uri: str) -> Path:
-        return local_path(uri, root=Path(self.root))
-
-    def list_prefixes(self, prefix_uri: str, start_after: str | None = None) -> list[str]:
-        base = self._path(prefix_uri)
-        if not base.is_dir():
-            return []
-        # Directory names come back unsorted from the OS; S3 lists in key order, so sort the same way.
-        names = sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith((".", "_")))
-        return [n for n in names if start_after is None or n > start_after]
-
-    def list_objects(self, prefix_uri: str) -> list[ObjectInfo]:
-        base = self._path(prefix_uri)
-        if base.is_file():
-            files = [base]
-        elif base.is_dir():
-            files = sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
-        else:
-            return []
-        out = []
-        for path in files:
-            stat = path.stat()
-            out.append(ObjectInfo(uri_for_local_path(path, Path(self.root)), stat.st_size, stat.st_mtime,
-                                  f"{stat.st_size:x}-{stat.st_mtime_ns:x}"))
-        return out
-
-    def read_bytes(self, uri: str) -> bytes:
-        return self._path(uri).read_bytes()
-
-    def write_bytes(self, uri: str, data: bytes) -> None:
-        path = self._path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Atomic replace: a reader never sees half an object, as with S3.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-
-    def exists(self, uri: str) -> bool:
-        return self._path(uri).exists()
-
-
-class S3ObjectStoreResource(ObjectStoreResource):
-    """Amazon S3 (or anything speaking its API at ``endpoint_url``)."""
-
-    region_name: str | None = None
-    endpoint_url: str | None = None
-
-    def _client(self):
-        import boto3
-
-        return boto3.client("s3", region_name=self.region_name, endpoint_url=self.endpoint_url)
 
     def list_prefixes(self, prefix_uri: str, start_after: str | None = None) -> list[str]:
         bucket, key = split_s3_uri(prefix_uri)
@@ -148,6 +98,10 @@ class S3ObjectStoreResource(ObjectStoreResource):
         bucket, key = split_s3_uri(uri)
         self._client().put_object(Bucket=bucket, Key=key, Body=data)
 
+    def delete(self, uri: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        self._client().delete_object(Bucket=bucket, Key=key)
+
     def exists(self, uri: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -159,3 +113,7 @@ class S3ObjectStoreResource(ObjectStoreResource):
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
+
+
+# The one store of the platform; the name the assets and IO managers use for it.
+ObjectStoreResource = S3ObjectStoreResource

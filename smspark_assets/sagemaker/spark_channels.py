@@ -12,7 +12,7 @@ Partitions are processed with ``mapInArrow`` (Spark 3.3+, so EMR's 3.5 and Spark
 task converts its Arrow record batches to NumPy at once, encodes them with the vectorized codec and
 streams the bytes into part files of about ``target_file_bytes`` (cut at record boundaries). Files are
 written through ``pyarrow.fs`` straight from the executors, to the path that
-:func:`smspark_assets.environment.resolve_uri` gives for the ``s3://`` URI: a local directory in the local
+:func:`smspark_assets.spark_jobs.storage.location` gives for the ``s3://`` URI: a local directory in the local
 environment, S3 on AWS. An optional manifest (the ``ManifestFile`` S3 data type) lists the files.
 """
 
@@ -27,7 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from smspark_assets.environment import resolve_uri, split_s3_uri
+from smspark_assets.environment import split_s3_uri
+from smspark_assets.spark_jobs.storage import location
 from smspark_assets.sagemaker import recordio
 from smspark_assets.sagemaker.serializers import (
     CSVSerializer, LibSVMSerializer, SerializedRecords, densify, features_from_arrow, labels_from_arrow,
@@ -196,7 +197,7 @@ def _partition_writer(base: str, fmt: str, ext: str, features_col: str, label_co
 
 
 def _filesystem_target(output_uri: str) -> str:
-    target = resolve_uri(output_uri.rstrip("/"))
+    target = location(output_uri.rstrip("/"))
     if "://" not in target:
         target = "file://" + target if target.startswith("/") else target
     return target

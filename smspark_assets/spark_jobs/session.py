@@ -17,7 +17,6 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
-from smspark_assets.environment import is_local
 
 MIN_JAVA_MAJOR = 17
 
@@ -98,12 +97,12 @@ def local_session(app_name: str = "smspark", conf: Mapping[str, str] | None = No
 
 
 def get_session(app_name: str = "smspark", conf: Mapping[str, str] | None = None) -> SparkSession:
-    """The session a job runs in: local in the ``local`` environment, the cluster's (EMR) otherwise.
+    """The session a job runs in: the one spark-submit configured (EMR Serverless, real or embedded).
 
-    On a cluster the master and resources come from spark-submit; only runtime SQL settings the
-    jobs rely on are applied.
+    The master and resources come from spark-submit; only runtime SQL settings the jobs rely on are
+    applied. Run outside spark-submit (a plain ``python -m`` in a test), it is a local session.
     """
-    if is_local():
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # spark-submit starts Python drivers with a gateway
         return local_session(app_name, conf)
     spark = SparkSession.builder.appName(app_name).getOrCreate()
     apply_runtime_conf(spark)
@@ -117,3 +116,4 @@ def apply_runtime_conf(spark: SparkSession) -> None:
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+

@@ -1,27 +1,34 @@
-"""Small file operations for jobs, done through Spark's own Hadoop FileSystem.
+"""Where a job reads and writes ``s3://`` data, and small file operations through Spark's Hadoop FileSystem.
 
-Going through the JVM's FileSystem means the same calls work on a local directory (the ``local``
-environment, where :func:`smspark_assets.environment.resolve_uri` gives a path) and on ``s3://`` on
-EMR (EMRFS), without shipping extra S3 clients to the cluster.
+On EMR, EMRFS serves ``s3://`` to Spark. The embedded stack's EMR has no S3 connector for Spark (no
+``hadoop-aws`` offline), so it does what EMRFS does in its own way: it runs jobs with
+``SMSPARK_EMRFS_ROOT`` set to the folder its S3 API serves, and :func:`location` maps ``s3://b/k`` to
+that folder's ``b/k``. The job code never branches on where it runs: it asks :func:`location`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from smspark_assets.environment import resolve_uri
+from smspark_assets.environment import local_path
 
 _DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Set by the embedded stack's EMR for the driver and the executors (see the module docstring).
+EMRFS_ROOT_VAR = "SMSPARK_EMRFS_ROOT"
 
 
 def location(uri: str) -> str:
-    """Where Spark should read/write ``uri`` in this environment (a local path or the URI itself)."""
-    return resolve_uri(uri).rstrip("/")
+    """Where Spark should read/write ``uri``: the URI itself (EMRFS), or its file under the stack's store."""
+    root = os.environ.get(EMRFS_ROOT_VAR)
+    if not root or not uri.startswith(("s3://", "s3a://", "s3n://")):
+        return uri.rstrip("/")
+    return str(local_path(uri, root=Path(root))).rstrip("/")
 
 
 def partition_location(prefix_uri: str, dt: str) -> str:

@@ -11,17 +11,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from moto import mock_aws
+
 from smspark_assets.datasets import credit
-from smspark_assets.environment import local_path
+from smspark_assets.resources.storage import S3ObjectStoreResource
 
 DAY = dt.date(2026, 11, 1)
 
 
 @pytest.fixture()
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The platform's store on moto's S3, with the demo bucket."""
     monkeypatch.setenv("SMSPARK_ROOT", str(tmp_path))
-    monkeypatch.setenv("SMSPARK_ENV", "local")
-    return tmp_path
+    with mock_aws():
+        resource = S3ObjectStoreResource(region_name="us-east-1")
+        resource.client("s3").create_bucket(Bucket="smspark-demo")
+        yield resource
 
 
 @pytest.fixture(scope="module")
@@ -105,44 +110,45 @@ def test_missing_and_impossible_values_at_documented_rates() -> None:
     assert (df["debt_to_income"] > 100).sum() > 0
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    rows = list(csv.reader(io.StringIO(path.read_text())))
+def _read_rows(store: S3ObjectStoreResource, uri: str) -> tuple[list[str], list[list[str]]]:
+    rows = list(csv.reader(io.StringIO(store.read_bytes(uri).decode())))
     return rows[0], rows[1:]
 
 
-def test_write_day_layout_atomic_and_deterministic(root: Path) -> None:
-    uris = credit.write_day("s3://smspark-demo", DAY, 3000, seed=9)
+def _names(store: S3ObjectStoreResource, dir_uri: str) -> list[str]:
+    return sorted(o.uri.rsplit("/", 1)[-1] for o in store.list_objects(dir_uri + "/"))
+
+
+def test_write_day_layout_and_deterministic(store: S3ObjectStoreResource) -> None:
+    uris = credit.write_day(store, "s3://smspark-demo", DAY, 3000, seed=9)
     assert uris == ["s3://smspark-demo/raw/credit_applications/dt=2026-11-01/part-00000.csv"]
-    part = local_path(uris[0])
-    day_dir = part.parent
-    assert (day_dir / "_SUCCESS").exists()
-    assert sorted(p.name for p in day_dir.iterdir()) == ["_SUCCESS", "part-00000.csv"]  # no temp files left
-    first = part.read_bytes()
-    credit.write_day("smspark-demo", DAY, 3000, seed=9)  # bare bucket name works too
-    assert part.read_bytes() == first
-    header, rows = _read_rows(part)
+    day_dir = uris[0].rsplit("/", 1)[0]
+    assert _names(store, day_dir) == ["_SUCCESS", "part-00000.csv"]
+    first = store.read_bytes(uris[0])
+    credit.write_day(store, "smspark-demo", DAY, 3000, seed=9)  # bare bucket name works too
+    assert store.read_bytes(uris[0]) == first
+    header, rows = _read_rows(store, uris[0])
     assert header == list(credit.COLUMNS)
     assert len(rows) == 3000
 
 
-def test_large_days_are_split_into_parts_and_stale_parts_removed(root: Path) -> None:
-    uris = credit.write_day("s3://smspark-demo", DAY, 2500, seed=1, rows_per_part=1000)
+def test_large_days_are_split_into_parts_and_stale_parts_removed(store: S3ObjectStoreResource) -> None:
+    uris = credit.write_day(store, "s3://smspark-demo", DAY, 2500, seed=1, rows_per_part=1000)
     assert [u.rsplit("/", 1)[-1] for u in uris] == ["part-00000.csv", "part-00001.csv", "part-00002.csv"]
     total = 0
     for uri in uris:
-        header, rows = _read_rows(local_path(uri))
+        header, rows = _read_rows(store, uri)
         assert header == list(credit.COLUMNS)  # every part has its header
         total += len(rows)
     assert total == 2500
-    credit.write_day("s3://smspark-demo", DAY, 500, seed=1, rows_per_part=1000)
-    names = sorted(p.name for p in local_path(uris[0]).parent.glob("part-*"))
-    assert names == ["part-00000.csv"]
+    credit.write_day(store, "s3://smspark-demo", DAY, 500, seed=1, rows_per_part=1000)
+    assert _names(store, uris[0].rsplit("/", 1)[0]) == ["_SUCCESS", "part-00000.csv"]
 
 
-def test_malformed_rows_are_injected_and_countable(root: Path) -> None:
+def test_malformed_rows_are_injected_and_countable(store: S3ObjectStoreResource) -> None:
     rows_per_day = 20_000
-    (uri,) = credit.write_day("s3://smspark-demo", DAY, rows_per_day, seed=7)
-    header, rows = _read_rows(local_path(uri))
+    (uri,) = credit.write_day(store, "s3://smspark-demo", DAY, rows_per_day, seed=7)
+    header, rows = _read_rows(store, uri)
     wrong_width = [r for r in rows if len(r) != len(header)]
     income_pos = header.index("annual_income")
     bad_number = []
@@ -158,21 +164,29 @@ def test_malformed_rows_are_injected_and_countable(root: Path) -> None:
     assert expected == round(rows_per_day * credit.MALFORMED_RATE)
 
 
-def test_bad_input_is_refused_clearly(root: Path) -> None:
+def test_bad_input_is_refused_clearly(store: S3ObjectStoreResource) -> None:
     with pytest.raises(ValueError, match="rows must be a positive integer"):
         credit.generate_day(DAY, 0)
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         credit.generate_day(DAY, 10, seed=-1)
     with pytest.raises(ValueError, match="not an S3 URI"):
-        credit.write_day("http://example.com/x", DAY, 10)
+        credit.write_day(store, "http://example.com/x", DAY, 10)
     with pytest.raises(ValueError, match="rows_per_part"):
-        credit.write_day("s3://b", DAY, 10, rows_per_part=0)
+        credit.write_day(store, "s3://b", DAY, 10, rows_per_part=0)
 
 
-def test_cli_writes_the_requested_days(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_cli_writes_the_requested_days(local_stack, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    root, _url = local_stack
+    monkeypatch.setenv("SMSPARK_ROOT", str(root))
+    monkeypatch.setenv("SMSPARK_ENV", "local")
+    S3ObjectStoreResource(local_stack_root=str(root)).client("s3").create_bucket(Bucket="demo-bkt")
     assert credit.main(["--days", "3", "--rows", "200", "--start", "2026-11-01", "--bucket", "demo-bkt"]) == 0
-    days = sorted(p.name for p in (root / "s3" / "demo-bkt" / "raw" / "credit_applications").iterdir())
-    assert days == ["dt=2026-11-01", "dt=2026-11-02", "dt=2026-11-03"]
+    store = S3ObjectStoreResource(local_stack_root=str(root))
+    assert store.list_prefixes("s3://demo-bkt/raw/credit_applications") == [
+        "dt=2026-11-01", "dt=2026-11-02", "dt=2026-11-03"]
     assert "600 rows" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         credit.main(["--start", "2026-13-45"])

@@ -9,6 +9,9 @@ import dagster as dg
 import pytest
 
 
+# The first test pays for the shared demo run (Spark, training, endpoints) in its setup.
+pytestmark = pytest.mark.timeout(1500)
+
 EXPECTED_COLUMNS = {
     "algo-kmeans": {"closest_cluster": "scalar", "distance_to_cluster": "scalar"},
     "algo-linear-binary": {"score": "scalar", "predicted_label": "scalar"},

@@ -9,7 +9,7 @@ import pytest
 
 from smspark_assets.datasets.credit import expected_malformed
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]  # the first test pays for the shared demo run
 
 
 

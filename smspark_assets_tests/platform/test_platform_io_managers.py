@@ -1,6 +1,4 @@
-"""IO managers round-trip what assets hand them, in local storage and in DynamoDB (moto)."""
-
-from pathlib import Path
+"""IO managers round-trip what assets hand them, in S3 and in DynamoDB (moto)."""
 
 import boto3
 import dagster as dg
@@ -9,11 +7,13 @@ from moto import mock_aws
 
 from smspark_assets.resources.aws import DynamoDBResource
 from smspark_assets.resources.io_managers import DynamoDBTableIOManager, JsonObjectIOManager, ParquetObjectIOManager
-from smspark_assets.resources.storage import LocalObjectStoreResource
+from smspark_assets.resources.storage import S3ObjectStoreResource
 
 
-def test_json_and_parquet_handles_round_trip(tmp_path: Path) -> None:
-    store = LocalObjectStoreResource(root=str(tmp_path))
+@mock_aws
+def test_json_and_parquet_handles_round_trip() -> None:
+    store = S3ObjectStoreResource(region_name="us-east-1")
+    store.client("s3").create_bucket(Bucket="demo")
 
     @dg.asset(io_manager_key="json_io")
     def handle() -> dict:
@@ -32,8 +32,8 @@ def test_json_and_parquet_handles_round_trip(tmp_path: Path) -> None:
         "parquet_io": ParquetObjectIOManager(store=store, prefix="s3://demo/dagster"),
     })
     assert result.success
-    assert (tmp_path / "demo" / "dagster" / "handle.json").exists()
-    assert (tmp_path / "demo" / "dagster" / "table.parquet").exists()
+    assert store.exists("s3://demo/dagster/handle.json")
+    assert store.exists("s3://demo/dagster/table.parquet")
 
 
 @mock_aws

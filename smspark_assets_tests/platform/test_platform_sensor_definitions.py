@@ -7,21 +7,37 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from moto import mock_aws
+
 from smspark_assets.datasets.credit import write_day
-from smspark_assets.resources.storage import LocalObjectStoreResource
+from smspark_assets.resources.storage import S3ObjectStoreResource
+
+pytestmark = pytest.mark.timeout(120)
 
 
-def _tick(store: LocalObjectStoreResource, instance: dg.DagsterInstance, cursor: str | None):
+@pytest.fixture
+def store(smspark_root: Path):
+    """The store on moto's S3 with the demo bucket (the sensor only lists and reads)."""
+    with mock_aws():
+        resource = S3ObjectStoreResource(region_name="us-east-1")
+        resource.client("s3").create_bucket(Bucket="smspark-demo")
+        yield resource
+
+
+def _tick(store: S3ObjectStoreResource, instance: dg.DagsterInstance, cursor: str | None):
     from smspark_assets.sensors import raw_applications_sensor
 
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": store})
-    return raw_applications_sensor(context)
+    result = raw_applications_sensor(context)
+    # As the sensor daemon does at the end of a tick: the days the tick records land on the raw asset.
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    return result
 
 
-def test_sensor_requests_each_complete_day_once(smspark_root: Path) -> None:
-    store = LocalObjectStoreResource(root=str(smspark_root / "s3"))
+def test_sensor_requests_each_complete_day_once(store: S3ObjectStoreResource) -> None:
     for day in (dt.date(2026, 11, 1), dt.date(2026, 11, 2)):
-        write_day("s3://smspark-demo", day, rows=50)
+        write_day(store, "s3://smspark-demo", day, rows=50)
     # A day still landing: a part file, no _SUCCESS marker yet.
     store.write_bytes("s3://smspark-demo/raw/credit_applications/dt=2026-11-03/part-00000.csv", b"a\n")
     instance = dg.DagsterInstance.ephemeral()
@@ -35,17 +51,16 @@ def test_sensor_requests_each_complete_day_once(smspark_root: Path) -> None:
     second = _tick(store, instance, first.cursor)
     assert not second.run_requests and second.skip_reason
 
-    write_day("s3://smspark-demo", dt.date(2026, 11, 3), rows=50)
+    write_day(store, "s3://smspark-demo", dt.date(2026, 11, 3), rows=50)
     third = _tick(store, instance, first.cursor)
     assert [r.partition_key for r in third.run_requests] == ["2026-11-03"]
 
 
-def test_sensor_skips_days_already_recorded_on_the_raw_asset(smspark_root: Path) -> None:
+def test_sensor_skips_days_already_recorded_on_the_raw_asset(store: S3ObjectStoreResource) -> None:
     from smspark_assets.assets.raw import RAW_APPLICATIONS
 
-    store = LocalObjectStoreResource(root=str(smspark_root / "s3"))
     for day in (dt.date(2026, 11, 1), dt.date(2026, 11, 2)):
-        write_day("s3://smspark-demo", day, rows=20)
+        write_day(store, "s3://smspark-demo", day, rows=20)
     instance = dg.DagsterInstance.ephemeral()
     instance.report_runless_asset_event(dg.AssetMaterialization(RAW_APPLICATIONS, partition="2026-11-01"))
     result = _tick(store, instance, None)
@@ -70,8 +85,26 @@ def test_definitions_validate_in_both_environments(environment: str, monkeypatch
             "credit_scores", "credit_scores_dynamodb", "credit_model_performance"} <= keys
     resources = defs.resources
     assert type(resources["sagemaker"]).__name__ == "SageMakerResource"
-    expected_spark = "LocalSparkJobRunner" if environment == "local" else "EmrServerlessSparkJobRunner"
-    assert type(resources["spark"]).__name__ == expected_spark
+    # One set of resources: the environment changes their settings, never their classes.
+    assert type(resources["spark"]).__name__ == "EmrServerlessSparkJobRunner"
+    assert type(resources["store"]).__name__ == "S3ObjectStoreResource"
+    assert type(resources["catalog"]).__name__ == "GlueAthenaCatalogResource"
+    assert (resources["store"].local_stack_root is not None) == (environment == "local")
+
+
+def test_aws_definitions_import_nothing_of_the_embedded_stack(tmp_path: Path) -> None:
+    """With SMSPARK_ENV=aws, loading the code location imports no ``smspark_assets.local`` module."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, dagster as dg; import smspark_assets.definitions as d; "
+            "dg.Definitions.validate_loadable(d.defs); "
+            "print(sorted(m for m in sys.modules if m.startswith('smspark_assets.local')))")
+    env = {**os.environ, "SMSPARK_ENV": "aws", "SMSPARK_ROOT": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_quality_gate_is_blocking() -> None:

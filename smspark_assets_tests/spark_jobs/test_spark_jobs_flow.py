@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from smspark_assets.datasets import credit
+from smspark_assets_tests.file_store import FileStore
 from smspark_assets.environment import local_path
 
 pytestmark = pytest.mark.integration
@@ -34,8 +35,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SMSPARK_ROOT", str(path))
         mp.setenv("SMSPARK_ENV", "local")
+        mp.setenv("SMSPARK_EMRFS_ROOT", str(path / "s3"))
         for day in DAYS:
-            credit.write_day(BUCKET, dt.date.fromisoformat(day), ROWS, seed=SEED)
+            credit.write_day(FileStore(path / "s3"), BUCKET, dt.date.fromisoformat(day), ROWS, seed=SEED)
         yield path
 
 

@@ -1,4 +1,4 @@
-"""A job script run the way Dagster runs it locally: a subprocess under ``PipesSubprocessClient``."""
+"""A job script run under Dagster Pipes in a subprocess, with ``s3://`` mapped as the embedded EMR maps it."""
 
 
 import datetime as dt
@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from smspark_assets.datasets import credit
+from smspark_assets_tests.file_store import FileStore
 from smspark_assets.spark_jobs import prepare_features
 from smspark_assets.spark_jobs.pipes_runner import check_params, to_plain
 
@@ -41,7 +42,7 @@ def test_prepare_features_under_pipes_subprocess(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("SMSPARK_ROOT", str(tmp_path))
     monkeypatch.setenv("SMSPARK_ENV", "local")
     for day in DAYS:
-        credit.write_day(BUCKET, dt.date.fromisoformat(day), 1500, seed=2)
+        credit.write_day(FileStore(tmp_path / "s3"), BUCKET, dt.date.fromisoformat(day), 1500, seed=2)
     params = {
         "raw_prefix": f"{BUCKET}/raw/credit_applications",
         "partitions": DAYS,
@@ -54,7 +55,8 @@ def test_prepare_features_under_pipes_subprocess(tmp_path: Path, monkeypatch: py
         return pipes.run(command=[sys.executable, script], context=context, extras={"params": params}).get_materialize_result()
 
     result = dg.materialize(
-        [features], resources={"pipes": dg.PipesSubprocessClient(env={"SMSPARK_ROOT": str(tmp_path)})}
+        [features], resources={"pipes": dg.PipesSubprocessClient(env={"SMSPARK_ROOT": str(tmp_path),
+                                                           "SMSPARK_EMRFS_ROOT": str(tmp_path / "s3")})}
     )
     assert result.success
     (mat,) = result.asset_materializations_for_node("features")
