@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from smspark_assets.local.algorithms import get_algorithm  # noqa: E402
 from smspark_assets.local.algorithms.common_io import Batch  # noqa: E402
-from smspark_assets.local.algorithms.common_jobs import make_job  # noqa: E402
 from smspark_assets.local.algorithms.common_metrics import roc_auc  # noqa: E402
+from smspark_assets_tests.algorithms.algorithm_job_folders import make_job  # noqa: E402
 
 RIO = "application/x-recordio-protobuf"
 ROWS: list[tuple[str, ...]] = []
@@ -182,7 +182,7 @@ def quality_pca(tmp: Path) -> None:
 
 
 def quality_fm(tmp: Path) -> None:
-    from smspark_assets.local.algorithms.common_synthetic import interactions
+    from smspark_assets_tests.algorithms.algorithm_synthetic_data import interactions
 
     fm = get_algorithm("factorization-machines")
     common = {"feature_dim": 600, "epochs": 30, "mini_batch_size": 500, "bias_lr": 0.01, "linear_lr": 0.01,
@@ -223,7 +223,7 @@ def quality_fm(tmp: Path) -> None:
 def quality_lda(tmp: Path) -> None:
     from sklearn.decomposition import LatentDirichletAllocation
 
-    from smspark_assets.local.algorithms.common_synthetic import documents
+    from smspark_assets_tests.algorithms.algorithm_synthetic_data import documents
     from smspark_assets.local.algorithms.lda import per_word_log_likelihood
 
     k, vocab = 5, 500

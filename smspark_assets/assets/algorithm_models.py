@@ -31,15 +31,13 @@ from smspark_assets.assets.algorithm_data import (
 )
 from smspark_assets.assets.algorithm_scoring import score_endpoint
 from smspark_assets.assets.serving import deploy_gated_model
+from smspark_assets.assets.training import train_register_and_gate
 from smspark_assets.environment import region
-from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.resources.aws import SageMakerResource
 from smspark_assets.resources.storage import ObjectStoreResource
-from smspark_assets.sagemaker.errors import HyperparameterError
-from smspark_assets.sagemaker.images import image_uri
-from smspark_assets.sagemaker.training import Channel, TrainingRequest, ensure_model, run_training_job
-
-RECORDIO = "application/x-recordio-protobuf"
+from smspark_assets.sagemaker.algorithms import algorithm_spec
+from smspark_assets.sagemaker.algorithms.content_types import RECORDIO
+from smspark_assets.sagemaker.training import Channel, TrainingResult
 
 
 class AlgorithmModelConfig(dg.Config):
@@ -84,14 +82,6 @@ def pca_explained_variance_ratio(store: ObjectStoreResource, model_data_url: str
     return float(explained.sum() / total_variance)
 
 
-def _validated(model: DemoModel, hyperparameters: dict[str, str]) -> None:
-    """Refuse bad hyperparameters before any job exists, with the allowed range in the message."""
-    try:
-        get_algorithm(model.algorithm).validate_hyperparameters(hyperparameters)
-    except (HyperparameterError, ValueError) as exc:
-        raise dg.Failure(f"{model.asset_name}: invalid hyperparameters: {exc}") from exc
-
-
 def build_model_asset(model: DemoModel) -> dg.AssetsDefinition:
     """The ``<key>_model`` asset (training job + SageMaker model) with its blocking quality gate."""
 
@@ -113,66 +103,26 @@ def build_model_asset(model: DemoModel) -> dg.AssetsDefinition:
                algorithm_training_channels: dict[str, Any], sagemaker: SageMakerResource,
                store: ObjectStoreResource) -> Iterator[dg.Output[dict[str, Any]] | dg.AssetCheckResult]:
         data = algorithm_training_channels["models"][model.key]
-        hyperparameters = hyperparameters_for(model, data, config.hyperparameters)
-        _validated(model, hyperparameters)
-        image = image_uri(model.algorithm, sagemaker.region_name or region())
-        request = TrainingRequest(
-            name_prefix=f"algo-{model.key.replace('_', '-')}",
-            image=image,
-            role_arn=sagemaker.role_arn,
-            hyperparameters=hyperparameters,
-            channels={name: Channel(data["channels"][name]["uri"], RECORDIO) for name in model.channels},
-            output_uri=f"{models_prefix()}/{model.key}",
-            data_fingerprint=data["fingerprint"],
-            instance_type=config.instance_type,
-            tags={"project": "smspark_assets", "asset": model.asset_name},
-        )
-        result = run_training_job(sagemaker.sagemaker, request, poll_seconds=sagemaker.poll_seconds,
-                                  log=context.log.info)
-        created = ensure_model(sagemaker.sagemaker, result.job_name, image, result.model_artifacts,
-                               sagemaker.role_arn)
-        metrics = dict(result.metrics)
-        if model.algorithm == "pca":
-            metrics["explained_variance_ratio"] = pca_explained_variance_ratio(
-                store, result.model_artifacts, float(data["train_total_variance"]))
+        spec = algorithm_spec(model.algorithm)
         parameter = model.gate_parameter if config.gate_parameter is None else config.gate_parameter
-        outcome = model.gate(metrics, data, parameter)
-        handle = {
-            "model_key": model.key,
-            "algorithm": model.algorithm,
-            "predictor_type": model.predictor_type,
-            "model_name": result.job_name,
-            "training_job_name": result.job_name,
-            "image": image,
-            "model_data_url": result.model_artifacts,
-            "metrics": metrics,
-            "feature_dim": int(data["feature_dim"]),
-            "quality_gate": outcome.to_json(),
-        }
-        yield dg.Output(handle, metadata={
-            "training_job_name": result.job_name,
-            "model_name": result.job_name,
-            "adopted_existing_job": result.adopted,
-            "model_created": created,
-            "hyperparameters": dg.MetadataValue.json(result.hyperparameters),
-            "final_metrics": dg.MetadataValue.json(metrics),
-            "gate_metric": outcome.metric,
-            "gate_value": outcome.value if outcome.value is not None else float("nan"),
-            "gate_threshold": outcome.threshold,
-            "training_seconds": round(result.training_seconds, 2),
-            "model_artifacts": dg.MetadataValue.path(result.model_artifacts),
-            "image": image,
-        })
-        yield dg.AssetCheckResult(
-            check_name=model.check_name,
-            passed=outcome.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"metric": outcome.metric,
-                      "value": outcome.value if outcome.value is not None else float("nan"),
-                      "threshold": outcome.threshold, "comparison": outcome.comparison,
-                      **{k: float(v) for k, v in outcome.details.items()}},
-            description=outcome.describe(),
-        )
+
+        def derived_metrics(result: TrainingResult) -> dict[str, float]:
+            # SageMaker's PCA reports no training metric; its gate reads the artifact instead.
+            if model.algorithm != "pca":
+                return {}
+            return {"explained_variance_ratio": pca_explained_variance_ratio(
+                store, result.model_artifacts, float(data["train_total_variance"]))}
+
+        yield from train_register_and_gate(
+            context, sagemaker, spec=spec, name_prefix=f"algo-{model.key.replace('_', '-')}",
+            image=spec.image_uri(sagemaker.region_name or region()),
+            hyperparameters=hyperparameters_for(model, data, config.hyperparameters),
+            channels={name: Channel(data["channels"][name]["uri"], RECORDIO) for name in model.channels},
+            output_uri=f"{models_prefix()}/{model.key}", data_fingerprint=data["fingerprint"],
+            instance_type=config.instance_type, check_name=model.check_name,
+            gate=lambda metrics: model.gate(metrics, data, parameter), derived_metrics=derived_metrics,
+            handle_fields={"model_key": model.key, "algorithm": model.algorithm,
+                           "predictor_type": model.predictor_type, "feature_dim": int(data["feature_dim"])})
 
     return _model
 

@@ -1,7 +1,7 @@
 """A custom algorithm next to the built-in one: a scikit-learn logistic regression in SageMaker script mode.
 
 On AWS the image is a container of your own (bring-your-own-container) that runs
-``smspark_assets/local/script_examples/sklearn_logistic.py`` as its entry point; set its URI in
+``smspark_assets/custom_algorithms/sklearn_logistic.py`` as its entry point; set its URI in
 ``SMSPARK_SKLEARN_IMAGE``. Locally the same image URI is mapped to that entry point, which the local
 service runs with SageMaker's script-mode contract (``SM_MODEL_DIR``, ``SM_CHANNEL_*``, ``model_fn``...).
 """
@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from smspark_assets.assets.serving import EndpointConfig, deploy_gated_model
-from smspark_assets.assets.training import train_register_and_gate
+from smspark_assets.assets.training import train_on_credit_channels
 from smspark_assets.environment import sklearn_image_uri
 from smspark_assets.resources.aws import SageMakerResource
 
@@ -40,8 +40,9 @@ def credit_default_sklearn_model(context: dg.AssetExecutionContext, config: Skle
                                  ) -> Iterator[dg.Output[dict[str, Any]] | dg.AssetCheckResult]:
     """A custom algorithm (scikit-learn logistic regression, script mode) trained on the same channels as
     the XGBoost model, as a baseline to compare it with; its metric comes from the job log."""
-    yield from train_register_and_gate(
-        context, sagemaker, credit_training_channels, name_prefix="credit-default-sklearn",
+    # A custom image has no built-in contract: the script itself refuses bad settings (see its train()).
+    yield from train_on_credit_channels(
+        context, sagemaker, credit_training_channels, spec=None, name_prefix="credit-default-sklearn",
         image=sklearn_image_uri(), hyperparameters=config.hyperparameters, instance_type=config.instance_type,
         gate_metric="validation:auc", minimum=config.min_validation_auc, check_name=CUSTOM_GATE,
         metric_definitions={"validation:auc": r"validation-auc=([0-9.]+)"})

@@ -1,20 +1,30 @@
-"""Training: Spark writes the XGBoost channels; SageMaker trains the model behind a blocking quality gate."""
+"""Training: Spark writes the XGBoost channels; SageMaker trains the model behind a blocking quality gate.
+
+:func:`train_register_and_gate` is the one train -> register -> gate path of the project: the credit
+models here, the script-mode model and every demo model of :mod:`.algorithm_models` go through it.
+"""
 
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import dagster as dg
 from pydantic import Field
 
+from smspark_assets.assets.algorithm_catalog import GateOutcome
 from smspark_assets.assets.features import credit_features
 from smspark_assets.environment import region
 from smspark_assets.layout import layout
-from smspark_assets.local.algorithms.xgboost_hyperparameters import validate_xgboost_hyperparameters
 from smspark_assets.resources.aws import SageMakerResource
 from smspark_assets.resources.spark import SparkJobRunner
 from smspark_assets.resources.storage import ObjectStoreResource
-from smspark_assets.sagemaker.images import image_uri
-from smspark_assets.sagemaker.training import Channel, TrainingRequest, ensure_model, run_training_job
+from smspark_assets.sagemaker.algorithms import AlgorithmSpec, algorithm_spec
+from smspark_assets.sagemaker.training import (
+    Channel,
+    TrainingRequest,
+    TrainingResult,
+    ensure_model,
+    run_training_job,
+)
 
 LABEL = "defaulted_12m"
 QUALITY_GATE = "validation_auc_gate"
@@ -96,51 +106,91 @@ def credit_default_model(context: dg.AssetExecutionContext, config: ModelConfig,
                          ) -> Iterator[dg.Output[dict[str, Any]] | dg.AssetCheckResult]:
     """A SageMaker XGBoost model of 12-month default risk: a training job named by what determines it
     (data fingerprint, image, hyperparameters), adopted when it already completed, then a SageMaker model."""
-    # Refuse bad hyperparameters here, before any job exists, with the allowed range in the message.
-    try:
-        validate_xgboost_hyperparameters(config.hyperparameters)
-    except ValueError as exc:
-        raise dg.Failure(str(exc)) from exc
-    image = image_uri("xgboost", sagemaker.region_name or region())
+    spec = algorithm_spec("xgboost")
+    yield from train_on_credit_channels(
+        context, sagemaker, credit_training_channels, spec=spec, name_prefix="credit-default-xgb",
+        image=spec.image_uri(sagemaker.region_name or region()), hyperparameters=config.hyperparameters,
+        instance_type=config.instance_type, gate_metric="validation:auc", minimum=config.min_validation_auc,
+        check_name=QUALITY_GATE)
+
+
+def train_on_credit_channels(context: dg.AssetExecutionContext, sagemaker: SageMakerResource,
+                             channels: Mapping[str, Any], *, spec: AlgorithmSpec | None, name_prefix: str,
+                             image: str, hyperparameters: Mapping[str, str], instance_type: str, gate_metric: str,
+                             minimum: float, check_name: str, metric_definitions: Mapping[str, str] | None = None,
+                             ) -> Iterator[dg.Output[dict[str, Any]] | dg.AssetCheckResult]:
+    """:func:`train_register_and_gate` on the ``credit_training_channels`` handle, gated on
+    ``gate_metric`` >= ``minimum``."""
     yield from train_register_and_gate(
-        context, sagemaker, credit_training_channels, name_prefix="credit-default-xgb", image=image,
-        hyperparameters=config.hyperparameters, instance_type=config.instance_type,
-        gate_metric="validation:auc", minimum=config.min_validation_auc, check_name=QUALITY_GATE)
+        context, sagemaker, spec=spec, name_prefix=name_prefix, image=image, hyperparameters=hyperparameters,
+        channels={name: Channel(uri, channels["content_type"]) for name, uri in channels["channels"].items()},
+        output_uri=layout().model_output, data_fingerprint=channels["fingerprint"], instance_type=instance_type,
+        check_name=check_name, metric_definitions=metric_definitions,
+        gate=lambda metrics: GateOutcome(metrics.get(gate_metric) is not None and metrics[gate_metric] >= minimum,
+                                         gate_metric, metrics.get(gate_metric), minimum, ">="),
+        handle_fields={"feature_columns": channels.get("feature_columns")})
 
 
-def train_register_and_gate(context: dg.AssetExecutionContext, sagemaker: SageMakerResource,
-                            channels: dict[str, Any], *, name_prefix: str, image: str,
-                            hyperparameters: Mapping[str, str], instance_type: str, gate_metric: str,
-                            minimum: float, check_name: str, metric_definitions: Mapping[str, str] | None = None,
+def refuse_bad_settings(context: dg.AssetExecutionContext, spec: AlgorithmSpec,
+                        hyperparameters: Mapping[str, str], channels: Mapping[str, Channel]) -> None:
+    """Check hyperparameters and channels against the algorithm's SageMaker contract before any job exists;
+    the failure names what is allowed."""
+    asset = context.asset_key.to_user_string()
+    try:
+        spec.validate_hyperparameters(hyperparameters)
+    except ValueError as exc:  # HyperparameterError
+        raise dg.Failure(f"{asset}: invalid hyperparameters: {exc}") from exc
+    try:
+        spec.validate_channels({name: channel.content_type for name, channel in channels.items()})
+    except ValueError as exc:  # ChannelError
+        raise dg.Failure(f"{asset}: invalid channels: {exc}") from exc
+
+
+def train_register_and_gate(context: dg.AssetExecutionContext, sagemaker: SageMakerResource, *,
+                            spec: AlgorithmSpec | None, name_prefix: str, image: str,
+                            hyperparameters: Mapping[str, str], channels: Mapping[str, Channel], output_uri: str,
+                            data_fingerprint: str, instance_type: str, check_name: str,
+                            gate: Callable[[Mapping[str, float]], GateOutcome],
+                            metric_definitions: Mapping[str, str] | None = None,
+                            derived_metrics: Callable[[TrainingResult], Mapping[str, float]] | None = None,
+                            handle_fields: Mapping[str, Any] | None = None,
                             ) -> Iterator[dg.Output[dict[str, Any]] | dg.AssetCheckResult]:
-    """Train (or adopt) the job the channels and hyperparameters determine, register the SageMaker model,
-    and yield the model handle plus its quality-gate check on ``gate_metric`` >= ``minimum``."""
+    """Train (or adopt) the job its inputs determine, register the SageMaker model, and yield the model
+    handle plus the blocking quality-gate check.
+
+    ``spec`` (a built-in algorithm's contract; ``None`` for a custom image) refuses bad settings first.
+    ``derived_metrics`` adds figures computed from the trained artifact (merged into the job's
+    ``FinalMetricDataList``) before ``gate`` judges them; ``handle_fields`` extends the model handle.
+    """
+    if spec is not None:
+        refuse_bad_settings(context, spec, hyperparameters, channels)
     request = TrainingRequest(
         name_prefix=name_prefix,
         image=image,
         role_arn=sagemaker.role_arn,
         hyperparameters=hyperparameters,
-        channels={name: Channel(uri, channels["content_type"]) for name, uri in channels["channels"].items()},
-        output_uri=layout().model_output,
-        data_fingerprint=channels["fingerprint"],
+        channels=dict(channels),
+        output_uri=output_uri,
+        data_fingerprint=data_fingerprint,
         instance_type=instance_type,
         tags={"project": "smspark_assets", "asset": context.asset_key.to_user_string()},
-        metric_definitions=metric_definitions or {},
+        metric_definitions=dict(metric_definitions or {}),
     )
     result = run_training_job(sagemaker.sagemaker, request, poll_seconds=sagemaker.poll_seconds,
                               log=context.log.info)
     created = ensure_model(sagemaker.sagemaker, result.job_name, image, result.model_artifacts, sagemaker.role_arn)
-    value = result.metrics.get(gate_metric)
-    passed = value is not None and value >= minimum
-    shown = float(value) if value is not None else float("nan")
+    metrics = {**result.metrics, **(derived_metrics(result) if derived_metrics else {})}
+    outcome = gate(metrics)
+    shown = outcome.value if outcome.value is not None else float("nan")
+    gate_key = outcome.metric.replace(":", "_")  # e.g. validation_auc, which the demo summary reads
     handle = {
         "model_name": result.job_name,
         "training_job_name": result.job_name,
         "image": image,
         "model_data_url": result.model_artifacts,
-        "metrics": result.metrics,
-        "feature_columns": channels.get("feature_columns"),
-        "quality_gate": {"metric": gate_metric, "value": value, "minimum": minimum, "passed": passed},
+        "metrics": metrics,
+        "quality_gate": outcome.to_json(),
+        **(handle_fields or {}),
     }
     yield dg.Output(handle, metadata={
         "training_job_name": result.job_name,
@@ -148,8 +198,11 @@ def train_register_and_gate(context: dg.AssetExecutionContext, sagemaker: SageMa
         "adopted_existing_job": result.adopted,
         "model_created": created,
         "hyperparameters": dg.MetadataValue.json(result.hyperparameters),
-        "validation_metrics": dg.MetadataValue.json(result.metrics),
-        gate_metric.replace(":", "_"): shown,
+        "final_metrics": dg.MetadataValue.json(metrics),
+        gate_key: shown,
+        "gate_metric": outcome.metric,
+        "gate_value": shown,
+        "gate_threshold": outcome.threshold,
         "training_seconds": round(result.training_seconds, 2),
         "billable_seconds": result.billable_seconds or 0,
         "model_artifacts": dg.MetadataValue.path(result.model_artifacts),
@@ -157,9 +210,10 @@ def train_register_and_gate(context: dg.AssetExecutionContext, sagemaker: SageMa
     })
     yield dg.AssetCheckResult(
         check_name=check_name,
-        passed=passed,
+        passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={gate_metric.replace(":", "_"): shown, "minimum": minimum},
-        description=None if passed else (
-            f"{gate_metric} {value} is below the minimum {minimum}; the endpoint keeps its model"),
+        metadata={"metric": outcome.metric, "value": shown, "threshold": outcome.threshold,
+                  "comparison": outcome.comparison, gate_key: shown,
+                  **{k: float(v) for k, v in outcome.details.items()}},
+        description=outcome.describe() + ("" if outcome.passed else "; the endpoint keeps its model"),
     )

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smspark_assets.local.algorithms import available_algorithms, get_algorithm
+from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import Algorithm
+from smspark_assets.sagemaker.algorithms import builtin_algorithms
 from smspark_assets.sagemaker.images import builtin_algorithm
 
 SCRIPT = "script"
@@ -51,7 +52,7 @@ def resolve_image(image: str, custom_images: dict[str, str] | None = None) -> Al
     for pattern, entry_point in (custom_images or {}).items():
         if image == pattern or (pattern.endswith("*") and image.startswith(pattern[:-1])):
             return AlgorithmRef(SCRIPT, image, entry_point)
-    known = ", ".join(available_algorithms())
+    known = ", ".join(builtin_algorithms())
     raise ValueError(
         f"image {image!r} is neither a built-in algorithm image ({known}; any region's registry) "
         "nor a custom "

@@ -9,11 +9,11 @@ import pytest
 
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import ChannelError, HyperparameterError, UnsupportedContentType
-from smspark_assets.local.algorithms.common_jobs import make_job
+from algorithm_job_folders import make_job
 from smspark_assets.local.algorithms.common_metrics import roc_auc
 from smspark_assets.local.algorithms.common_model import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records
-from smspark_assets.local.algorithms.common_synthetic import interactions
+from algorithm_synthetic_data import interactions
 from smspark_assets.sagemaker import recordio
 
 FM = get_algorithm("factorization-machines")

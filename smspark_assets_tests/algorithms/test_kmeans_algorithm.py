@@ -11,7 +11,7 @@ from sklearn.datasets import make_blobs
 
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import (BadRequest, ChannelError, HyperparameterError, UnsupportedContentType)
-from smspark_assets.local.algorithms.common_jobs import make_job
+from algorithm_job_folders import make_job
 from smspark_assets.local.algorithms.common_model import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records
 from smspark_assets.local.algorithms.kmeans import assign

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from smspark_assets.local.algorithms import common_recordio
 from smspark_assets.local.algorithms.base import ChannelError
 from smspark_assets.local.algorithms.common_io import Batch, Channel, parse_content_type, rebatch
-from smspark_assets.local.algorithms.common_jobs import write_csv, write_recordio
+from algorithm_job_folders import write_csv, write_recordio
 
 
 def test_parse_content_type():

@@ -12,8 +12,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from smspark_assets.local.algorithms import get_algorithm
-from smspark_assets.local.algorithms.common_jobs import make_job
-from smspark_assets.local.algorithms.common_synthetic import documents, interactions
+from algorithm_job_folders import make_job
+from algorithm_synthetic_data import documents, interactions
 
 RIO = "application/x-recordio-protobuf"
 

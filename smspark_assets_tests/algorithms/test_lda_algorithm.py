@@ -9,10 +9,10 @@ import pytest
 
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import BadRequest, HyperparameterError
-from smspark_assets.local.algorithms.common_jobs import make_job
+from algorithm_job_folders import make_job
 from smspark_assets.local.algorithms.common_model import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records
-from smspark_assets.local.algorithms.common_synthetic import documents
+from algorithm_synthetic_data import documents
 from smspark_assets.sagemaker import recordio
 
 LDA = get_algorithm("lda")

@@ -10,7 +10,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import BadRequest, ChannelError, HyperparameterError, UnsupportedContentType
-from smspark_assets.local.algorithms.common_jobs import make_job
+from algorithm_job_folders import make_job
 from smspark_assets.local.algorithms.common_metrics import roc_auc
 from smspark_assets.local.algorithms.common_model import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records

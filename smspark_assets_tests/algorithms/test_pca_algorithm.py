@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import BadRequest, HyperparameterError
-from smspark_assets.local.algorithms.common_jobs import make_job
+from algorithm_job_folders import make_job
 from smspark_assets.local.algorithms.common_model import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records
 from smspark_assets.sagemaker import recordio

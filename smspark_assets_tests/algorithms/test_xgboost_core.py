@@ -17,7 +17,7 @@ from smspark_assets.local.algorithms.base import (
     TrainingEnvironment,
     UnsupportedContentType,
 )
-from smspark_assets.local.algorithms.xgboost_hyperparameters import validate_xgboost_hyperparameters
+from smspark_assets.sagemaker.algorithms.xgboost import validate_xgboost_hyperparameters
 
 ALGORITHM = get_algorithm("xgboost")
 

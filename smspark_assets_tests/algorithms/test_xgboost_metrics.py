@@ -10,7 +10,7 @@ import pytest
 
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import HyperparameterError, TrainingEnvironment
-from smspark_assets.local.algorithms.xgboost_hyperparameters import (
+from smspark_assets.sagemaker.algorithms.xgboost import (
     CONTAINER_METRICS,
     NATIVE_METRICS,
     XGBOOST_HYPERPARAMETERS,

@@ -15,7 +15,7 @@ import xgboost as xgb
 
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import TrainingEnvironment
-from smspark_assets.local.algorithms.xgboost_hyperparameters import OBJECTIVES
+from smspark_assets.sagemaker.algorithms.xgboost import OBJECTIVES
 
 ALGORITHM = get_algorithm("xgboost")
 RANKING = ("rank:pairwise", "rank:ndcg", "rank:map")

@@ -51,7 +51,7 @@ def test_sklearn_worked_example_trains_and_serves(fresh_root):
     (fresh_root / "local").mkdir(parents=True)
     (fresh_root / "local" / "config.json").write_text(
         json.dumps(
-            {"custom_images": {SKLEARN_IMAGE: "smspark_assets.local.script_examples.sklearn_logistic"}}
+            {"custom_images": {SKLEARN_IMAGE: "smspark_assets.custom_algorithms.sklearn_logistic"}}
         )
     )
     data_uri, features = write_xgboost_channels(fresh_root, prefix="sk", rows=800)

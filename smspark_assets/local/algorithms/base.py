@@ -27,14 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from smspark_assets.sagemaker.algorithms.spec import ChannelError
 from smspark_assets.sagemaker.errors import AlgorithmError, HyperparameterError
 
 __all__ = ["AlgorithmError", "HyperparameterError", "ChannelError", "UnsupportedContentType", "BadRequest",
            "TrainingEnvironment", "Predictor", "Algorithm"]
-
-
-class ChannelError(AlgorithmError, ValueError):
-    """A channel is missing, empty, or has a content type this algorithm does not accept."""
 
 
 class UnsupportedContentType(AlgorithmError):

@@ -26,42 +26,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from smspark_assets.local.algorithms.base import ChannelError
-
-CSV = "text/csv"
-RECORDIO = "application/x-recordio-protobuf"
-LIBSVM = "text/libsvm"
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-
-# Aliases clients use for the same formats.
-_MIME_ALIASES = {
-    "text/x-csv": CSV,
-    "application/csv": CSV,
-    "application/x-recordio": RECORDIO,
-    "application/recordio-protobuf": RECORDIO,
-    "text/x-libsvm": LIBSVM,
-    "application/x-libsvm": LIBSVM,
-    "application/x-jsonlines": JSONLINES,
-    "application/jsonl": JSONLINES,
-    "application/json-lines": JSONLINES,
-}
+# Re-exported: the algorithms and the model server name content types through this module.
+from smspark_assets.sagemaker.algorithms.content_types import (  # noqa: F401
+    CSV,
+    JSON,
+    JSONLINES,
+    RECORDIO,
+    parse_content_type,
+)
 
 # Rows per parsed block before re-batching; bounds the transient memory of the reader.
 _CSV_BLOCK_BYTES = 8 << 20
-
-
-def parse_content_type(content_type: str | None) -> tuple[str, dict[str, str]]:
-    """``"text/csv; label_size=1"`` -> ``("text/csv", {"label_size": "1"})`` (mime lower-cased, aliases resolved)."""
-    if not content_type:
-        return "", {}
-    parts = [p.strip() for p in content_type.split(";")]
-    mime = parts[0].lower()
-    params: dict[str, str] = {}
-    for p in parts[1:]:
-        if "=" in p:
-            key, value = p.split("=", 1)
-            params[key.strip().lower()] = value.strip().strip('"')
-    return _MIME_ALIASES.get(mime, mime), params
 
 
 @dataclass

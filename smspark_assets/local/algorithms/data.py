@@ -32,6 +32,8 @@ import pyarrow.csv as pacsv
 import scipy.sparse as sp
 
 from smspark_assets.local.algorithms.base import ChannelError
+# The container's content-type spellings are part of its contract; re-exported for the readers here.
+from smspark_assets.sagemaker.algorithms.xgboost import normalize_content_type
 
 __all__ = [
     "Dataset",
@@ -66,25 +68,6 @@ class Dataset:
     @property
     def num_features(self) -> int:
         return int(self.features.shape[1])
-
-
-_CONTENT_TYPES = {
-    "text/csv": "text/csv",
-    "csv": "text/csv",
-    "text/libsvm": "text/libsvm",
-    "text/x-libsvm": "text/libsvm",
-    "libsvm": "text/libsvm",
-    "application/x-parquet": "application/x-parquet",
-    "parquet": "application/x-parquet",
-    "application/x-recordio-protobuf": "application/x-recordio-protobuf",
-    "recordio-protobuf": "application/x-recordio-protobuf",
-}
-
-
-def normalize_content_type(content_type: str | None, default: str) -> str | None:
-    """``"text/csv; label_size=1"`` -> ``"text/csv"``; the canonical name of an alias; ``None`` if unknown."""
-    raw = (content_type or default).split(";", 1)[0].strip().lower()
-    return _CONTENT_TYPES.get(raw)
 
 
 def channel_files(folder: Path) -> list[Path]:

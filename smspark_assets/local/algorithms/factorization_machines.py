@@ -30,66 +30,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from smspark_assets.local.algorithms import common_io
-from smspark_assets.local.algorithms.base import ChannelError, HyperparameterError, TrainingEnvironment
+from smspark_assets.local.algorithms.base import ChannelError, TrainingEnvironment
 from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_io import JSON, JSONLINES, RECORDIO
 from smspark_assets.local.algorithms.common_metrics import log_loss, log_metric, precision_recall_fbeta
 from smspark_assets.local.algorithms.common_model import load_model, save_model
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
-from smspark_assets.sagemaker.hyperparameters import Hyperparameter as H
-from smspark_assets.sagemaker.hyperparameters import HyperparameterSpec, Interval
-
-NAME = "factorization-machines"
-BINARY, REGRESSOR = "binary_classifier", "regressor"
-_NONNEG = Interval(0, None)
-_INIT = ("normal", "uniform", "constant")
-
-SPEC = HyperparameterSpec(
-    algorithm=NAME,
-    parameters=[
-        H("feature_dim", "int", Interval(1, None), required=True),
-        H("num_factors", "int", Interval(1, None), required=True),
-        H("predictor_type", "str", choices=(BINARY, REGRESSOR), required=True),
-        H("epochs", "int", Interval(1, None), default=1),
-        H("mini_batch_size", "int", Interval(1, None), default=1000),
-        H("clip_gradient", "float", default=None),
-        H("eps", "float", Interval(0, None, False), default=None),
-        H("rescale_grad", "float", default=None),
-        H("bias_lr", "float", _NONNEG, default=0.1),
-        H("linear_lr", "float", _NONNEG, default=0.001),
-        H("factors_lr", "float", _NONNEG, default=0.0001),
-        H("bias_wd", "float", _NONNEG, default=0.01),
-        H("linear_wd", "float", _NONNEG, default=0.001),
-        H("factors_wd", "float", _NONNEG, default=0.00001),
-        H("bias_init_method", "str", choices=_INIT, default="normal"),
-        H("bias_init_scale", "float", _NONNEG, default=None),
-        H("bias_init_sigma", "float", _NONNEG, default=0.01),
-        H("bias_init_value", "float", default=None),
-        H("linear_init_method", "str", choices=_INIT, default="normal"),
-        H("linear_init_scale", "float", _NONNEG, default=None),
-        H("linear_init_sigma", "float", _NONNEG, default=0.01),
-        H("linear_init_value", "float", default=None),
-        H("factors_init_method", "str", choices=_INIT, default="normal"),
-        H("factors_init_scale", "float", _NONNEG, default=None),
-        H("factors_init_sigma", "float", _NONNEG, default=0.001),
-        H("factors_init_value", "float", default=None),
-    ],
-    ignored=frozenset({"_kvstore", "_num_gpus", "_log_level", "_tuning_objective_metric", "_enable_profiler",
-                       "_num_kv_servers"}),
-)
-
-
-def validate(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
-    hp = SPEC.validate(hyperparameters)
-    for group in ("bias", "linear", "factors"):
-        method = hp[f"{group}_init_method"]
-        if method == "uniform" and hp[f"{group}_init_scale"] is None:
-            raise HyperparameterError(f"{NAME}: {group}_init_method=uniform needs {group}_init_scale (a number >= 0)")
-        if method == "constant" and hp[f"{group}_init_value"] is None:
-            raise HyperparameterError(f"{NAME}: {group}_init_method=constant needs {group}_init_value (a number)")
-    if hp["clip_gradient"] is not None and hp["clip_gradient"] <= 0:
-        raise HyperparameterError(f"{NAME}: clip_gradient={hp['clip_gradient']} is out of range; allowed: a number > 0")
-    return hp
+from smspark_assets.sagemaker.algorithms.factorization_machines import BINARY, CONTRACT, NAME, REGRESSOR
 
 
 def _init(hp: Mapping[str, Any], group: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -218,10 +165,10 @@ class FactorizationMachines:
     """SageMaker's ``factorization-machines`` algorithm."""
 
     name = NAME
-    spec = SPEC
+    contract = CONTRACT
 
     def validate_hyperparameters(self, hyperparameters: Mapping[str, str]) -> dict[str, Any]:
-        return validate(hyperparameters)
+        return CONTRACT.validate_hyperparameters(hyperparameters)
 
     def _channel(self, env: TrainingEnvironment, name: str, hp: Mapping[str, Any], cache: int) -> common_io.Channel:
         return common_io.Channel(env.channel_dir(name), env.content_type(name, RECORDIO),

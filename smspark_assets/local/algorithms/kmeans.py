@@ -34,31 +34,7 @@ from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_metrics import log_metric
 from smspark_assets.local.algorithms.common_model import load_model, save_model
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
-from smspark_assets.sagemaker.hyperparameters import Hyperparameter as H
-from smspark_assets.sagemaker.hyperparameters import HyperparameterSpec, Interval
-
-NAME = "kmeans"
-
-SPEC = HyperparameterSpec(
-    algorithm=NAME,
-    parameters=[
-        H("k", "int", Interval(2, None), required=True),
-        H("feature_dim", "int", Interval(1, None), required=True),
-        H("mini_batch_size", "int", Interval(1, None), default=5000),
-        H("init_method", "str", choices=("random", "kmeans++"), default="random"),
-        H("local_lloyd_max_iter", "int", Interval(1, None), default=300),
-        H("local_lloyd_tol", "float", Interval(0, 1), default=0.0001),
-        H("local_lloyd_num_trials", "int", Interval(1, None), default="auto", specials=("auto",)),
-        H("local_lloyd_init_method", "str", choices=("random", "kmeans++"), default="kmeans++"),
-        H("half_life_time_size", "int", Interval(0, None), default=0),
-        H("epochs", "int", Interval(1, None), default=1),
-        H("extra_center_factor", "int", Interval(1, None), default="auto", specials=("auto",)),
-        H("eval_metrics", "list", choices=("msd", "ssd"), default=["msd"]),
-    ],
-    # The Python SDK always sends force_dense=True; the container accepts and ignores it.
-    ignored=frozenset({"force_dense", "_kvstore", "_num_gpus", "_log_level", "_tuning_objective_metric",
-                       "_enable_profiler", "_num_kv_servers"}),
-)
+from smspark_assets.sagemaker.algorithms.kmeans import CONTRACT, NAME
 
 # ``auto`` values (documented choices of this implementation).
 AUTO_EXTRA_CENTER_FACTOR = 10
@@ -262,10 +238,10 @@ class KMeans:
     """SageMaker's ``kmeans`` algorithm."""
 
     name = NAME
-    spec = SPEC
+    contract = CONTRACT
 
     def validate_hyperparameters(self, hyperparameters: Mapping[str, str]) -> dict[str, Any]:
-        return SPEC.validate(hyperparameters)
+        return CONTRACT.validate_hyperparameters(hyperparameters)
 
     def fit_stream(self, hp: Mapping[str, Any], batches_per_epoch, rng: np.random.Generator) -> np.ndarray:
         """Run both phases over ``batches_per_epoch()`` (a callable returning one epoch of dense batches)."""

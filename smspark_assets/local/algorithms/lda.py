@@ -39,25 +39,7 @@ from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_metrics import log_metric
 from smspark_assets.local.algorithms.common_model import load_model, save_model
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
-from smspark_assets.sagemaker.hyperparameters import Hyperparameter as H
-from smspark_assets.sagemaker.hyperparameters import HyperparameterSpec, Interval
-
-NAME = "lda"
-
-SPEC = HyperparameterSpec(
-    algorithm=NAME,
-    parameters=[
-        H("num_topics", "int", Interval(1, None), required=True),
-        H("feature_dim", "int", Interval(1, None), required=True),
-        H("mini_batch_size", "int", Interval(1, None), required=True),
-        H("alpha0", "float", Interval(0, None, False), default=1.0),
-        H("max_restarts", "int", Interval(1, None), default=10),
-        H("max_iterations", "int", Interval(1, None), default=1000),
-        H("tol", "float", Interval(0, None, False), default=1e-8),
-    ],
-    ignored=frozenset({"_kvstore", "_num_gpus", "_log_level", "_tuning_objective_metric", "_enable_profiler",
-                       "_num_kv_servers"}),
-)
+from smspark_assets.sagemaker.algorithms.lda import CONTRACT, NAME
 
 # Online-learning schedule (Hoffman et al.'s tau0 and kappa) and the pass limit: choices of this implementation.
 TAU0, KAPPA = 10.0, 0.7
@@ -241,10 +223,10 @@ class LDA:
     """SageMaker's ``lda`` algorithm."""
 
     name = NAME
-    spec = SPEC
+    contract = CONTRACT
 
     def validate_hyperparameters(self, hyperparameters: Mapping[str, str]) -> dict[str, Any]:
-        return SPEC.validate(hyperparameters)
+        return CONTRACT.validate_hyperparameters(hyperparameters)
 
     def train(self, env: TrainingEnvironment) -> None:
         with single_blas_thread():  # evaluation passes too are many small products

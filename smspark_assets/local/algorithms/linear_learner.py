@@ -44,104 +44,22 @@ import numpy as np
 import scipy.sparse as sp
 
 from smspark_assets.local.algorithms import common_io
-from smspark_assets.local.algorithms.base import ChannelError, HyperparameterError, TrainingEnvironment
+from smspark_assets.local.algorithms.base import ChannelError, TrainingEnvironment
 from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_metrics import (log_metric, precision_recall_fbeta, roc_auc,
                                                             threshold_sweep)
 from smspark_assets.local.algorithms.common_model import load_model, save_model
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
-from smspark_assets.sagemaker.hyperparameters import Hyperparameter as H
-from smspark_assets.sagemaker.hyperparameters import HyperparameterSpec, Interval
+from smspark_assets.sagemaker.algorithms.linear_learner import BINARY, CONTRACT, MULTICLASS, NAME, REGRESSOR
 
-NAME = "linear-learner"
-
-BINARY, MULTICLASS, REGRESSOR = "binary_classifier", "multiclass_classifier", "regressor"
-CRITERIA = ("accuracy", "f1", "f_beta", "precision_at_target_recall", "recall_at_target_precision",
-            "cross_entropy_loss", "loss_function")
-LOSSES = ("logistic", "squared_loss", "absolute_loss", "hinge_loss", "eps_insensitive_squared_loss",
-          "eps_insensitive_absolute_loss", "quantile_loss", "huber_loss", "softmax_loss", "auto")
-_LOSSES_FOR = {
-    BINARY: ("logistic", "hinge_loss"),
-    MULTICLASS: ("softmax_loss", "logistic", "hinge_loss"),
-    REGRESSOR: ("squared_loss", "absolute_loss", "eps_insensitive_squared_loss", "eps_insensitive_absolute_loss",
-                "quantile_loss", "huber_loss"),
-}
+# What ``loss=auto`` means per predictor type (DG "Linear Learner hyperparameters").
 _AUTO_LOSS = {BINARY: "logistic", MULTICLASS: "softmax_loss", REGRESSOR: "squared_loss"}
-
-_AUTO = ("auto",)
-SPEC = HyperparameterSpec(
-    algorithm=NAME,
-    parameters=[
-        H("predictor_type", "str", choices=(BINARY, MULTICLASS, REGRESSOR), required=True),
-        H("feature_dim", "int", Interval(1, None), default="auto", specials=_AUTO),
-        H("num_classes", "int", Interval(3, 1_000_000), default=None),
-        H("mini_batch_size", "int", Interval(1, None), default=1000),
-        H("epochs", "int", Interval(1, None), default=15),
-        H("binary_classifier_model_selection_criteria", "str", choices=CRITERIA, default="accuracy"),
-        H("target_recall", "float", Interval(0, 1, False, False), default=0.8),
-        H("target_precision", "float", Interval(0, 1, False, False), default=0.8),
-        H("positive_example_weight_mult", "float", Interval(0, None, False), default=1.0,
-          specials=("auto", "balanced")),
-        H("accuracy_top_k", "int", Interval(1, None), default=3),
-        H("balance_multiclass_weights", "bool", default=False),
-        H("use_bias", "bool", default=True),
-        H("num_models", "int", Interval(1, None), default="auto", specials=_AUTO),
-        H("num_calibration_samples", "int", Interval(1, None), default="auto", specials=_AUTO),
-        H("init_method", "str", choices=("uniform", "normal"), default="uniform"),
-        H("init_scale", "float", Interval(0, None, False), default=0.07),
-        H("init_sigma", "float", Interval(0, None, False), default=0.01),
-        H("init_bias", "float", default=0.0),
-        H("optimizer", "str", choices=("sgd", "adam", "rmsprop", "auto"), default="auto"),
-        H("loss", "str", choices=LOSSES, default="auto"),
-        H("wd", "float", Interval(0, None), default="auto", specials=_AUTO),
-        H("l1", "float", Interval(0, None), default="auto", specials=_AUTO),
-        H("momentum", "float", Interval(0, 1, True, False), default="auto", specials=_AUTO),
-        H("learning_rate", "float", Interval(0, None, False), default="auto", specials=_AUTO),
-        H("beta_1", "float", Interval(0, 1, True, False), default="auto", specials=_AUTO),
-        H("beta_2", "float", Interval(0, 1, True, False), default="auto", specials=_AUTO),
-        H("bias_lr_mult", "float", Interval(0, None, False), default="auto", specials=_AUTO),
-        H("bias_wd_mult", "float", Interval(0, None), default="auto", specials=_AUTO),
-        H("use_lr_scheduler", "bool", default=True),
-        H("lr_scheduler_step", "int", Interval(1, None), default="auto", specials=_AUTO),
-        H("lr_scheduler_factor", "float", Interval(0, 1, False, False), default="auto", specials=_AUTO),
-        H("lr_scheduler_minimum_lr", "float", Interval(0, None, False), default="auto", specials=_AUTO),
-        H("normalize_data", "bool", default=True),
-        H("normalize_label", "bool", default="auto", specials=_AUTO),
-        H("unbias_data", "bool", default="auto", specials=_AUTO),
-        H("unbias_label", "bool", default="auto", specials=_AUTO),
-        H("num_point_for_scaler", "int", Interval(1, None), default=10000),
-        H("early_stopping_patience", "int", Interval(1, None), default=3),
-        H("early_stopping_tolerance", "float", Interval(0, None, False), default=0.001),
-        H("margin", "float", Interval(0, None, False), default=1.0),
-        H("quantile", "float", Interval(0, 1, False, False), default=0.5),
-        H("loss_insensitivity", "float", Interval(0, None, False), default=0.01),
-        H("huber_delta", "float", Interval(0, None, False), default=1.0),
-        H("f_beta", "float", Interval(0, None, False), default=1.0),
-    ],
-    ignored=frozenset({"_kvstore", "_num_gpus", "_log_level", "_tuning_objective_metric", "_enable_profiler",
-                       "_num_kv_servers", "force_dense"}),
-)
 
 # ``auto`` choices of this implementation (the container documents only that it "chooses").
 _LR_GRID = {"adam": (0.005, 0.02, 0.001, 0.1), "rmsprop": (0.005, 0.02, 0.001, 0.1), "sgd": (0.05, 0.2, 0.01, 1.0)}
 _WD_GRID = (1e-4, 0.0, 1e-3, 1e-2, 0.1, 1.0)
 AUTO_CALIBRATION_SAMPLES = 1_000_000
 AUTO_LR_STEP, AUTO_LR_FACTOR, AUTO_LR_MIN = 100, 0.99, 1e-5
-
-
-def validate(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
-    """Parse and cross-check (predictor type vs loss and num_classes)."""
-    hp = SPEC.validate(hyperparameters)
-    kind = hp["predictor_type"]
-    if kind == MULTICLASS and hp["num_classes"] is None:
-        raise HyperparameterError("linear-learner: num_classes is required when predictor_type=multiclass_classifier "
-                                  "(an integer in [3, 1000000])")
-    if kind != MULTICLASS and "num_classes" in hyperparameters and hp["num_classes"] is not None:
-        raise HyperparameterError(f"linear-learner: num_classes applies only to multiclass_classifier, not {kind}")
-    if hp["loss"] != "auto" and hp["loss"] not in _LOSSES_FOR[kind]:
-        raise HyperparameterError(f"linear-learner: loss={hp['loss']} does not fit predictor_type={kind}; "
-                                  f"allowed: auto, {', '.join(_LOSSES_FOR[kind])}")
-    return hp
 
 
 # ---------------------------------------------------------------------------------------------- losses
@@ -556,10 +474,10 @@ class LinearLearner:
     """SageMaker's ``linear-learner`` algorithm."""
 
     name = NAME
-    spec = SPEC
+    contract = CONTRACT
 
     def validate_hyperparameters(self, hyperparameters: Mapping[str, str]) -> dict[str, Any]:
-        return validate(hyperparameters)
+        return CONTRACT.validate_hyperparameters(hyperparameters)
 
     def _channel(self, env: TrainingEnvironment, name: str, hp: Mapping[str, Any], feature_dim: int | None,
                  cache: int) -> common_io.Channel:

@@ -27,38 +27,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from smspark_assets.local.algorithms import common_io
-from smspark_assets.local.algorithms.base import AlgorithmError, ChannelError, HyperparameterError, TrainingEnvironment
+from smspark_assets.local.algorithms.base import AlgorithmError, ChannelError, TrainingEnvironment
 from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_model import load_model, save_model
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
-from smspark_assets.sagemaker.hyperparameters import Hyperparameter as H
-from smspark_assets.sagemaker.hyperparameters import HyperparameterSpec, Interval
-
-NAME = "pca"
-
-SPEC = HyperparameterSpec(
-    algorithm=NAME,
-    parameters=[
-        H("feature_dim", "int", Interval(1, None), required=True),
-        H("num_components", "int", Interval(1, None), required=True),
-        H("mini_batch_size", "int", Interval(1, None), required=True),
-        H("algorithm_mode", "str", choices=("regular", "stable", "randomized"), default="regular"),
-        H("subtract_mean", "bool", default=True),
-        H("extra_components", "int", Interval(-1, None), default=-1),
-    ],
-    ignored=frozenset({"_kvstore", "_num_gpus", "_log_level", "_tuning_objective_metric", "_enable_profiler",
-                       "_num_kv_servers"}),
-)
-
-
-def validate(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
-    hp = SPEC.validate(hyperparameters)
-    if hp["extra_components"] == 0:
-        raise HyperparameterError("pca: extra_components=0 is not valid; allowed: -1 (automatic) or an integer >= 1")
-    if hp["num_components"] > hp["feature_dim"]:
-        raise HyperparameterError(f"pca: num_components={hp['num_components']} exceeds feature_dim={hp['feature_dim']}; "
-                                  f"allowed: an integer in [1, {hp['feature_dim']}]")
-    return hp
+from smspark_assets.sagemaker.algorithms.pca import CONTRACT, NAME
 
 
 class ScatterAccumulator:
@@ -197,10 +170,10 @@ class PCA:
     """SageMaker's ``pca`` algorithm."""
 
     name = NAME
-    spec = SPEC
+    contract = CONTRACT
 
     def validate_hyperparameters(self, hyperparameters: Mapping[str, str]) -> dict[str, Any]:
-        return validate(hyperparameters)
+        return CONTRACT.validate_hyperparameters(hyperparameters)
 
     def train(self, env: TrainingEnvironment) -> None:
         with single_blas_thread():  # evaluation passes too are many small products

@@ -9,8 +9,9 @@ Training (``ALGORITHM.train(env)``):
   convention (1-based indices, the same for serving; ``qid:<n>`` for ranking) is documented in :mod:`.data`.
 * every objective the container allows. ``survival:aft`` takes each row's label as an observed (uncensored)
   survival time (lower bound = upper bound = label): these channel formats carry no censoring interval.
-* hyperparameters as the container names them (:mod:`.xgboost_hyperparameters`); only those the user set are
-  handed to ``xgboost.train``, so the booster equals the library's for the same parameters and data.
+* hyperparameters as the container names them (the contract: :mod:`smspark_assets.sagemaker.algorithms.xgboost`);
+  only those the user set are handed to ``xgboost.train``, so the booster equals the library's for the same
+  parameters and data.
 * every boosting round is logged as the container logs it (``[3]#011train-auc:0.91#011validation-auc:0.88``)
   and the final values (at the best iteration when early stopping fired) become ``train:<metric>`` /
   ``validation:<metric>`` metrics. Without ``eval_metric``, a binary classifier reports ``auc``, ``error`` and
@@ -49,14 +50,17 @@ from smspark_assets.local.algorithms.data import (
     read_csv_channel,
     read_libsvm_channel,
 )
-from smspark_assets.local.algorithms.xgboost_hyperparameters import (
+from smspark_assets.local.algorithms.xgboost_serving import MODEL_FILE, XGBoostPredictor
+from smspark_assets.sagemaker.algorithms.xgboost import (
     CONTAINER_METRICS,
+    CONTRACT,
+    DEFAULT_CONTENT_TYPE,
     NOT_PASSED_TO_XGBOOST,
+    TRAINING_CONTENT_TYPES,
     XGBOOST_HYPERPARAMETERS,
     default_eval_metrics,
     validate_xgboost_hyperparameters,
 )
-from smspark_assets.local.algorithms.xgboost_serving import MODEL_FILE, XGBoostPredictor
 
 __all__ = [
     "ALGORITHM",
@@ -69,13 +73,6 @@ __all__ = [
     "TRAINING_CONTENT_TYPES",
 ]
 
-TRAINING_CONTENT_TYPES = (
-    "text/libsvm",
-    "text/csv",
-    "application/x-parquet",
-    "application/x-recordio-protobuf",
-)
-DEFAULT_CONTENT_TYPE = "text/libsvm"
 
 
 def xgboost_params(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -221,7 +218,8 @@ def _computed_metric(name: str, objective: str, labels: np.ndarray, predictions:
 class XGBoostAlgorithm:
     """The local implementation of the SageMaker XGBoost container (see the module docstring)."""
 
-    name = "xgboost"
+    name = CONTRACT.name
+    contract = CONTRACT
     hyperparameters = XGBOOST_HYPERPARAMETERS
 
     def validate_hyperparameters(self, hyperparameters: Mapping[str, str]) -> dict[str, Any]:
@@ -236,7 +234,7 @@ class XGBoostAlgorithm:
             )
         if not env.has_channel("train"):
             raise ChannelError("channel 'train' is required (XGBoost channels: train, validation)")
-        unknown = sorted(set(env.input_data_config) - {"train", "validation", "code"})
+        unknown = sorted(set(env.input_data_config) - set(CONTRACT.channels))
         if unknown:
             raise ChannelError(
                 f"unknown channel(s) {', '.join(unknown)}; XGBoost channels: train, validation"

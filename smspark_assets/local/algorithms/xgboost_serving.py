@@ -51,12 +51,11 @@ import xgboost as xgb  # noqa: E402
 from smspark_assets.local.algorithms import xgboost_selectable as selectable
 from smspark_assets.local.algorithms.base import BadRequest, UnsupportedContentType
 from smspark_assets.local.algorithms.data import DataFormatError, parse_csv, parse_libsvm
+from smspark_assets.sagemaker.algorithms.xgboost import REQUEST_TYPES, RESPONSE_TYPES
 
 __all__ = ["MODEL_FILE", "XGBoostPredictor", "load_booster", "format_rows", "REQUEST_TYPES", "RESPONSE_TYPES"]
 
 MODEL_FILE = "xgboost-model"
-REQUEST_TYPES = ("text/csv", "text/libsvm", "text/x-libsvm", "application/x-recordio-protobuf")
-RESPONSE_TYPES = ("text/csv", "application/json", "application/jsonlines", "application/x-recordio-protobuf")
 _RESPONSE_ALIASES = {
     "csv": "text/csv",
     "json": "application/json",

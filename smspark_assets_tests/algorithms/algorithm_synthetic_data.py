@@ -1,4 +1,7 @@
-"""Generated data sets with a known truth, for Factorization Machines and LDA (demo models, tests, benchmarks).
+"""Test and benchmark helper: generated data sets with a known truth, for Factorization Machines and LDA.
+
+The demo models draw their data from :mod:`smspark_assets.datasets` instead (tables with a spec and splits);
+these are the bare matrices the algorithm tests and ``benchmarks/algorithms.py`` train on.
 
 * :func:`interactions`: user x item records one-hot encoded (``feature_dim = users + items``) whose target is
   ``mu + b_user + b_item + <p_user, q_item>`` (a rank-``rank`` interaction) plus Gaussian noise; the

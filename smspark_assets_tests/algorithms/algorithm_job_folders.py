@@ -1,6 +1,6 @@
-"""Building a training-job folder from arrays: for benchmarks, tests and demo data.
+"""Test and benchmark helper: a training-job folder built from arrays.
 
-Writes the container layout of :mod:`.base` (``input/config/*.json``, ``input/data/<channel>/``) with
+Writes the container layout of :mod:`smspark_assets.local.algorithms.base` (``input/config/*.json``, ``input/data/<channel>/``) with
 channels as CSV (label first, written by Arrow's CSV writer) or recordIO-protobuf, so an algorithm
 can be trained exactly as the local service would train it.
 """

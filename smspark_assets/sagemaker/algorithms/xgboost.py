@@ -1,9 +1,10 @@
-"""The SageMaker XGBoost container's (``sagemaker-xgboost:1.7-1``) hyperparameters: names, defaults, ranges.
+"""The SageMaker XGBoost container's (``sagemaker-xgboost:1.7-1``, algorithm mode) contract.
 
-This module imports neither xgboost nor NumPy, so the client side (assets, estimators) can refuse a bad
-hyperparameter *before* a training job is created::
+Hyperparameters (names, defaults, ranges, cross-field rules), channels and content types. This module
+imports neither xgboost nor NumPy, so the client side (assets, estimators) can refuse a bad setting
+*before* a training job is created::
 
-    from smspark_assets.local.algorithms.xgboost_hyperparameters import validate_xgboost_hyperparameters
+    from smspark_assets.sagemaker.algorithms.xgboost import validate_xgboost_hyperparameters
     validate_xgboost_hyperparameters({"num_round": "50", "eta": "2"})   # HyperparameterError naming [0, 1]
 
 Names, ranges and cross-field rules follow the container's algorithm mode (``num_class`` required for the
@@ -14,6 +15,10 @@ SageMaker-Spark SDK's XGBoost estimator, unknown to the 1.x container) is accept
 
 Defaults are the values xgboost itself uses; they are documented in the spec but only the hyperparameters the
 user *set* are passed to the library, so a model equals ``xgboost.train`` called with the same parameters.
+
+Channels: ``train`` (required), ``validation`` and ``code`` (``algorithm_mode/channel_validation.py``);
+training content types ``text/libsvm`` (the default), ``text/csv``, ``application/x-parquet`` and
+``application/x-recordio-protobuf``, also under the bare names the container's ``data_utils.py`` accepts.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from smspark_assets.sagemaker.algorithms.content_types import CSV, JSON, JSONLINES, LIBSVM, PARQUET, RECORDIO
+from smspark_assets.sagemaker.algorithms.spec import AlgorithmSpec
 from smspark_assets.sagemaker.errors import HyperparameterError
 from smspark_assets.sagemaker.hyperparameters import Hyperparameter, HyperparameterSpec, Interval
 
@@ -33,6 +40,12 @@ __all__ = [
     "NOT_PASSED_TO_XGBOOST",
     "validate_xgboost_hyperparameters",
     "default_eval_metrics",
+    "TRAINING_CONTENT_TYPES",
+    "DEFAULT_CONTENT_TYPE",
+    "REQUEST_TYPES",
+    "RESPONSE_TYPES",
+    "normalize_content_type",
+    "CONTRACT",
 ]
 
 OBJECTIVES: tuple[str, ...] = (
@@ -378,3 +391,44 @@ def default_eval_metrics(objective: str) -> list[str]:
         "survival:aft": ["aft-nloglik"],
     }
     return list(table.get(objective, []))
+
+
+NAME = "xgboost"
+TRAINING_CONTENT_TYPES: tuple[str, ...] = (LIBSVM, CSV, PARQUET, RECORDIO)
+DEFAULT_CONTENT_TYPE = LIBSVM
+# The model server's request and response types (``serve.py``; ``text/x-libsvm`` is accepted as sent).
+REQUEST_TYPES: tuple[str, ...] = (CSV, LIBSVM, "text/x-libsvm", RECORDIO)
+RESPONSE_TYPES: tuple[str, ...] = (CSV, JSON, JSONLINES, RECORDIO)
+
+# Every spelling the container's ``data_utils.py`` reads, mapped to its canonical content type.
+_CONTENT_TYPES: dict[str, str] = {
+    "text/csv": CSV,
+    "csv": CSV,
+    "text/libsvm": LIBSVM,
+    "text/x-libsvm": LIBSVM,
+    "libsvm": LIBSVM,
+    "application/x-parquet": PARQUET,
+    "parquet": PARQUET,
+    "application/x-recordio-protobuf": RECORDIO,
+    "recordio-protobuf": RECORDIO,
+}
+
+
+def normalize_content_type(content_type: str | None, default: str = DEFAULT_CONTENT_TYPE) -> str | None:
+    """``"text/csv; label_size=1"`` -> ``"text/csv"``; the canonical name of an alias; ``None`` if unknown."""
+    raw = (content_type or default).split(";", 1)[0].strip().lower()
+    return _CONTENT_TYPES.get(raw)
+
+
+CONTRACT = AlgorithmSpec(
+    name=NAME,
+    hyperparameters=XGBOOST_HYPERPARAMETERS,
+    channels=("train", "validation", "code"),
+    required_channels=("train",),
+    training_content_types=TRAINING_CONTENT_TYPES,
+    default_training_content_type=DEFAULT_CONTENT_TYPE,
+    inference_content_types=REQUEST_TYPES,
+    response_content_types=RESPONSE_TYPES,
+    validator=validate_xgboost_hyperparameters,
+    training_content_type_of=normalize_content_type,
+)
