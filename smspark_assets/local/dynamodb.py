@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from smspark_assets.local.private_files import FILE_MODE, open_private, private_dir, tighten
+
 # Reads leave the state unchanged; anything else is journaled and marks the state dirty.
 _READ_ONLY = {
     "GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ListTables", "TransactGetItems",
@@ -84,7 +86,8 @@ class DynamoDBHost:
 
         self._backend = moto.backends.get_backend("dynamodb")
         self._app = create_backend_app("dynamodb")
-        self.snapshot_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.snapshot_path.parent)
+        tighten(self.snapshot_path, FILE_MODE)  # the tables are users' data: private (0600)
         generation = 0
         if self.snapshot_path.exists():
             with self.snapshot_path.open("rb") as fh:
@@ -106,7 +109,7 @@ class DynamoDBHost:
             for _, path in self._journals():
                 path.unlink(missing_ok=True)
             self._generation = generation
-        self._journal = self._journal_path(self._generation).open("ab")
+        self._journal = open_private(self._journal_path(self._generation), "ab")
         if self.replayed:
             self._dirty_since = self._last_write = time.monotonic()
         self._saver.start()
@@ -215,10 +218,10 @@ class DynamoDBHost:
             self._generation += 1
             if self._journal is not None:
                 self._journal.close()
-            self._journal = self._journal_path(self._generation).open("ab")
+            self._journal = open_private(self._journal_path(self._generation), "ab")
             self._dirty_since = None
         tmp = self.snapshot_path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
+        with open_private(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

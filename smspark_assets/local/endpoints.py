@@ -25,6 +25,8 @@ from smspark_assets.local.algorithm_lookup import AlgorithmRef, resolve_image
 from smspark_assets.local.api_errors import ApiError
 from smspark_assets.local.layout import LocalLayout
 from smspark_assets.local.model_servers import ModelServerError, ModelServerProcess
+from smspark_assets.local.private_files import private_dir
+from smspark_assets.local.process_environment import CONTAINER_LIMITS, checked_or_error
 from smspark_assets.local.state import NotFound, StateStore
 
 KIND = "endpoint"
@@ -45,15 +47,16 @@ class Variant:
     ref: AlgorithmRef
     model_dir: Path
     log_dir: Path
-    env: dict[str, str]
+    env: dict[str, str]  # the model's checked Environment map
     desired_instances: int
+    contract: dict[str, str] = field(default_factory=dict)  # set by the platform, wins over ``env``
     servers: list[ModelServerProcess] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next: Any = field(default_factory=itertools.count)
 
     def new_server(self, index: int) -> ModelServerProcess:
         return ModelServerProcess(
-            self.ref, self.model_dir, self.log_dir / f"{self.name}-{index}.log", self.env
+            self.ref, self.model_dir, self.log_dir / f"{self.name}-{index}.log", self.env, self.contract
         )
 
     def pick(self) -> int:
@@ -103,10 +106,19 @@ class Deployment:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def _private_data_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """tarfile's ``data`` filter (refuses absolute paths, links and escapes out of ``dest``), then only the
+    owner's permission bits: an archive's 0644 would otherwise make the model readable by everyone."""
+    member = tarfile.data_filter(member, dest)
+    if member.mode is not None:
+        member = member.replace(mode=member.mode & 0o700 | (0o700 if member.isdir() else 0o600), deep=False)
+    return member
+
+
 def _extract(archive: Path, target: Path) -> None:
-    target.mkdir(parents=True, exist_ok=True)
+    private_dir(target)
     with tarfile.open(archive, "r:*") as tar:
-        tar.extractall(target, filter="data")  # "data": refuses absolute paths and escapes from target
+        tar.extractall(target, filter=_private_data_filter)
 
 
 class EndpointManager:
@@ -122,6 +134,8 @@ class EndpointManager:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._closing = threading.Event()
+        # The variables with which boto3 in a model server reaches the stack (the service sets it).
+        self.client_env: Callable[[], dict[str, str]] = dict
         self._monitor = threading.Thread(target=self._watch, name="model-server-monitor", daemon=True)
         self._monitor.start()
 
@@ -206,7 +220,9 @@ class EndpointManager:
                     f"{data_url}: {exc}; it must be a .tar.gz archive"
                 ) from None
         else:
-            model_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(model_dir)
+        # Checked at CreateModel; checked again for models stored before the check existed.
+        env = checked_or_error(container.get("Environment"), "primaryContainer.environment", CONTAINER_LIMITS)
         instances = int(spec.get("InitialInstanceCount") or 1)
         variant = Variant(
             name=spec["VariantName"],
@@ -216,8 +232,9 @@ class EndpointManager:
             model_dir=model_dir,
             # beside the deployment, not in it: the logs outlive a deployment that failed or was replaced
             log_dir=directory.parent / "logs" / directory.name,
-            env={str(k): str(v) for k, v in (container.get("Environment") or {}).items()},
+            env=env,
             desired_instances=instances,
+            contract=dict(self.client_env()),
         )
         try:
             for index in range(min(instances, MAX_PROCESSES_PER_VARIANT)):

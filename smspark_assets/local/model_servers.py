@@ -22,6 +22,8 @@ from pathlib import Path
 
 from smspark_assets.local.algorithm_lookup import AlgorithmRef
 from smspark_assets.local.algorithms.train import PARENT_PID_VAR
+from smspark_assets.local.private_files import open_private, private_dir
+from smspark_assets.local.process_environment import PRIVATE_UMASK, child_environment
 
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
@@ -37,12 +39,20 @@ class ModelServerProcess:
     """One model-server subprocess and its idle keep-alive connections."""
 
     def __init__(
-        self, ref: AlgorithmRef, model_dir: Path, log_path: Path, env: dict[str, str] | None = None
+        self,
+        ref: AlgorithmRef,
+        model_dir: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        contract: dict[str, str] | None = None,
     ) -> None:
+        """``env`` is the model's (checked) Environment map; ``contract`` what the platform sets on top of
+        it (batch-transform settings, the stack's endpoint), which wins."""
         self.ref = ref
         self.model_dir = model_dir
         self.log_path = log_path
         self.env = env or {}
+        self.contract = contract or {}
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._idle: deque["InvocationConnection"] = deque()
@@ -54,7 +64,7 @@ class ModelServerProcess:
         """Start the process, learn its port and wait until ``/ping`` answers; :class:`ModelServerError` if
         not.
         """
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_path.parent)
         args = [
             sys.executable,
             "-m",
@@ -70,11 +80,12 @@ class ModelServerProcess:
         ]
         if self.ref.entry_point:
             args += ["--entry-point", self.ref.entry_point]
-        env = dict(os.environ)
-        env.update(self.env)
-        env["PYTHONUNBUFFERED"] = "1"
-        env[PARENT_PID_VAR] = str(os.getpid())
-        with self.log_path.open("ab") as log:
+        # An allow-list of the service's environment, the model's map, then the contract: never the
+        # service's whole environment, and nothing a request chose about how the interpreter starts.
+        env = child_environment(
+            self.env, {**self.contract, "PYTHONUNBUFFERED": "1", PARENT_PID_VAR: str(os.getpid())}
+        )
+        with open_private(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 args,
                 stdout=subprocess.PIPE,
@@ -82,6 +93,7 @@ class ModelServerProcess:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,  # whatever the model server writes is private too
             )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Iterator
 
 from smspark_assets.local.layout import LocalLayout
+from smspark_assets.local.private_files import DIR_MODE, open_private, private_dir, tighten
+from smspark_assets.local.process_environment import PRIVATE_UMASK
 
 START_TIMEOUT_SECONDS = 60.0
 # A busy service (saving a large DynamoDB snapshot, serving bulk writes) may answer slowly; slow is not gone.
@@ -82,10 +84,17 @@ def _healthy(info: ServiceInfo, timeout: float | None = None) -> bool:
         return False
 
 
+def _private_state(layout: LocalLayout) -> None:
+    """The state root and ``local/`` exist with mode 0700 (also when an older version made them 0755)."""
+    private_dir(layout.local_dir)
+    tighten(layout.root, DIR_MODE)
+    tighten(layout.local_dir, DIR_MODE)
+
+
 @contextmanager
 def _start_lock(layout: LocalLayout) -> Iterator[None]:
-    layout.local_dir.mkdir(parents=True, exist_ok=True)
-    with open(layout.start_lock, "a+") as fh:
+    _private_state(layout)
+    with open_private(layout.start_lock, "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -129,7 +138,7 @@ def start(root: Path | str | None = None, timeout: float = START_TIMEOUT_SECONDS
         env["SMSPARK_ROOT"] = str(layout.root)
         env.setdefault("AWS_ACCESS_KEY_ID", "local")
         env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        with layout.service_log.open("ab") as log:
+        with open_private(layout.service_log, "ab") as log:
             proc = subprocess.Popen(
                 args,
                 stdout=log,
@@ -139,6 +148,7 @@ def start(root: Path | str | None = None, timeout: float = START_TIMEOUT_SECONDS
                 cwd=str(layout.root),
                 start_new_session=True,
                 close_fds=True,
+                umask=PRIVATE_UMASK,  # everything the service and its children create is private
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

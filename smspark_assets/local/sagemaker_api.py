@@ -20,6 +20,7 @@ from smspark_assets.local.algorithm_lookup import AlgorithmRef, load_algorithm, 
 from smspark_assets.local.api_errors import ApiError, in_use, not_found, validation
 from smspark_assets.local.endpoints import ACCOUNT, EndpointManager
 from smspark_assets.local.layout import LocalLayout
+from smspark_assets.local.process_environment import CONTAINER_LIMITS, TRAINING_LIMITS, check_environment
 from smspark_assets.local.state import AlreadyExists, NotFound, StateStore
 from smspark_assets.local.training import TrainingRunner, transition
 from smspark_assets.sagemaker.errors import HyperparameterError
@@ -322,6 +323,8 @@ class SageMakerApi:
                     f"MetricDefinitions {definition.get('Name')!r}: Regex is not a valid regular "
                     f"expression: {exc}"
                 ) from None
+        # Refused before anything exists: the map reaches the worker's environment.
+        check_environment(p.get("Environment"), "environment", TRAINING_LIMITS)
         hyperparameters = p.get("HyperParameters") or {}
         if not isinstance(hyperparameters, dict) or len(hyperparameters) > 100:
             raise validation("HyperParameters must be a map of at most 100 string values")
@@ -452,6 +455,15 @@ class SageMakerApi:
         containers = [p["PrimaryContainer"]] if p.get("PrimaryContainer") else list(p.get("Containers") or [])
         if not containers:
             raise validation("Either PrimaryContainer or Containers must be given")
+        # Every container's Environment is checked, the primary one and each of Containers[].
+        members = [("primaryContainer", p.get("PrimaryContainer"))] + [
+            (f"containers.{i + 1}.member", c) for i, c in enumerate(p.get("Containers") or [])]
+        for member, given in members:
+            if given is None:
+                continue
+            if not isinstance(given, dict):
+                raise validation(f"Value at '{member}' must be a ContainerDefinition object")
+            check_environment(given.get("Environment"), f"{member}.environment", CONTAINER_LIMITS)
         if len(containers) > 1:
             raise validation(
                 "Inference pipelines (more than one container) are not supported locally; give one container"

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from smspark_assets.local.private_files import FILE_MODE, create_private_file, private_dir, tighten
+
 KINDS = ("training-job", "model", "endpoint-config", "endpoint", "transform-job")
 
 _SCHEMA = """
@@ -49,7 +51,11 @@ class StateStore:
     """Thread-safe access to ``state.sqlite``; one connection guarded by a lock (the service is small)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database's mode.
+        create_private_file(path)
+        for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            tighten(companion, FILE_MODE)
         self.path = path
         self._lock = threading.RLock()
         # check_same_thread=False: the HTTP server's threads share the connection under self._lock.

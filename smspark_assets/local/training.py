@@ -2,9 +2,13 @@
 
 Each job runs in a thread that waits for a free slot (a configurable number of jobs run at once; the
 rest queue with ``SecondaryStatus=Starting``), copies its channels from the local object store
-(hard links when possible), runs ``python -m smspark_assets.local.algorithms.train <job_dir>``, enforces
+(real copies: a script that rewrites its input must not change the stored object), runs
+``python -m smspark_assets.local.algorithms.train <job_dir>``, enforces
 ``StoppingCondition.MaxRuntimeInSeconds``, and publishes ``model.tar.gz`` at
-``<S3OutputPath>/<job>/output/model.tar.gz``. Every state change is written to the state store at once.
+``<S3OutputPath>/<job>/output/model.tar.gz``. A stopped job publishes what its ``model/`` folder holds, as
+SageMaker uploads it on a stop; a job that ends with no artifact does not name one. Every state change is
+written to the state store at once. The job folder is private (0700) and the worker starts with an
+allow-listed environment (:mod:`.process_environment`).
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from smspark_assets.local.algorithm_lookup import AlgorithmRef
 from smspark_assets.local.algorithms.train import PARENT_PID_VAR
 from smspark_assets.local.layout import LocalLayout
+from smspark_assets.local.private_files import open_private, private_dir
+from smspark_assets.local.process_environment import (PRIVATE_UMASK, TRAINING_LIMITS, checked_or_error,
+                                                     child_environment)
 from smspark_assets.local.state import StateStore
 
 KIND = "training-job"
@@ -89,13 +96,31 @@ def _prefix_matches(prefix_path: Path) -> list[tuple[Path, Path]]:
     return found
 
 
-def link_or_copy(source: Path, target: Path) -> None:
-    """Hard-link ``source`` to ``target`` (no bytes copied), or copy when linking is not possible."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
+_COPY_CHUNK = 1 << 30
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy ``source`` to a new file ``target`` that shares nothing writable with it.
+
+    Never a hard link: a training script that rewrote its input through a link changed the stored object.
+    ``os.copy_file_range`` copies inside the kernel, and shares the blocks copy-on-write (a reflink) on
+    file systems that can (btrfs, XFS); ``shutil.copyfile`` is the fallback where it is not available.
+    """
+    private_dir(target.parent)
+    with open(source, "rb") as src, open_private(target, "wb") as dst:
+        remaining = os.fstat(src.fileno()).st_size
+        try:
+            while remaining > 0:
+                copied = os.copy_file_range(src.fileno(), dst.fileno(), min(remaining, _COPY_CHUNK))
+                if copied == 0:  # the source shrank while being copied
+                    break
+                remaining -= copied
+            return
+        except (AttributeError, OSError):  # no copy_file_range (old kernel, other OS, cross-device)
+            src.seek(0)
+            dst.seek(0)
+            dst.truncate()
+            shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def stage_channel(layout: LocalLayout, s3_uri: str, channel_dir: Path) -> tuple[int, int]:
@@ -109,7 +134,7 @@ def stage_channel(layout: LocalLayout, s3_uri: str, channel_dir: Path) -> tuple[
         )
     total = 0
     for source, rel in files:
-        link_or_copy(source, channel_dir / rel)
+        copy_file(source, channel_dir / rel)
         total += source.stat().st_size
     return len(files), total
 
@@ -133,6 +158,8 @@ class TrainingRunner:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._shutting_down = threading.Event()
+        # The variables with which boto3 in a job reaches the stack (the service sets it).
+        self.client_env: Callable[[], dict[str, str]] = dict
 
     # -- public -----------------------------------------------------------------------------------------
 
@@ -183,6 +210,7 @@ class TrainingRunner:
                     d["TrainingJobStatus"] = "Failed"
                     d["FailureReason"] = reason
                     d.setdefault("TrainingEndTime", now)
+                    _drop_missing_artifact(d, self.layout)
                     transition(d, "Failed", reason, now)
                     _fill_times(d)
 
@@ -195,8 +223,8 @@ class TrainingRunner:
 
     def _log(self, name: str, message: str) -> None:
         path = self.layout.training_log(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as fh:
+        private_dir(path.parent)
+        with open_private(path, "a") as fh:
             fh.write(f"[{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}] [service] {message}\n")
 
     def _set(self, name: str, change: Any) -> dict[str, Any]:
@@ -263,8 +291,10 @@ class TrainingRunner:
         )
         self._log(name, "Downloading input data")
         try:
+            # Checked at create; checked again for jobs stored before the check existed.
+            worker_env = self._worker_env(doc)
             self._layout_job(job_dir, doc, ref)
-        except ChannelDataError as exc:
+        except (ChannelDataError, ValueError) as exc:
             self._finish(name, "Failed", "Failed", f"ClientError: {exc}")
             return
         if job.stop_requested.is_set():
@@ -274,16 +304,17 @@ class TrainingRunner:
         self._secondary(name, "Training", "Training image download completed. Training in progress.")
         max_runtime = float((doc.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or 86400)
         log_path = self.layout.training_log(name)
-        with log_path.open("ab") as log:
+        with open_private(log_path, "ab") as log:
             job.process = subprocess.Popen(
                 [sys.executable, "-m", WORKER_MODULE, str(job_dir)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=str(job_dir),
-                env=self._worker_env(doc),
+                env=worker_env,
                 # own process group: StopTrainingJob and shutdown signal the worker and anything it spawned
                 start_new_session=True,
+                umask=PRIVATE_UMASK,  # the model and outputs the job writes are private too
             )
         deadline = time.monotonic() + max_runtime - (time.time() - started)
         timed_out = False
@@ -299,6 +330,7 @@ class TrainingRunner:
                     break
         if timed_out:
             self._log(name, f"MaxRuntimeInSeconds={int(max_runtime)} exceeded; the job was stopped")
+            self._publish_stopped(job_dir, doc)
             self._finish(
                 name,
                 "Stopped",
@@ -316,6 +348,7 @@ class TrainingRunner:
             if reason:
                 self._finish(name, "Failed", "Failed", f"InternalServerError: {reason}")
             else:
+                self._publish_stopped(job_dir, doc)
                 self._finish(name, "Stopped", "Stopped", None)
             return
         if code != 0:
@@ -335,21 +368,25 @@ class TrainingRunner:
         self._finish(name, "Completed", "Completed", None, metrics=metrics)
 
     def _worker_env(self, doc: dict[str, Any]) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update({str(k): str(v) for k, v in (doc.get("Environment") or {}).items()})
-        env["SMSPARK_ROOT"] = str(self.layout.root)
-        env["PYTHONUNBUFFERED"] = "1"
-        env[PARENT_PID_VAR] = str(os.getpid())
-        return env
+        """An allow-list of the service's environment, the job's checked map, then the contract (which
+        wins); ``ValueError`` when a stored map is one the service refuses."""
+        user = checked_or_error(doc.get("Environment"), "environment", TRAINING_LIMITS)
+        contract = {
+            **self.client_env(),
+            "SMSPARK_ROOT": str(self.layout.root),
+            "PYTHONUNBUFFERED": "1",
+            PARENT_PID_VAR: str(os.getpid()),
+        }
+        return child_environment(user, contract)
 
     def _layout_job(self, job_dir: Path, doc: dict[str, Any], ref: AlgorithmRef) -> None:
         config = job_dir / "input" / "config"
         data = job_dir / "input" / "data"
         if data.exists():  # a name is never reused, but a crashed earlier attempt may have left files
             shutil.rmtree(data)
-        config.mkdir(parents=True, exist_ok=True)
-        (job_dir / "model").mkdir(parents=True, exist_ok=True)
-        (job_dir / "output" / "data").mkdir(parents=True, exist_ok=True)
+        private_dir(config)
+        private_dir(job_dir / "model")
+        private_dir(job_dir / "output" / "data")
         channels = doc.get("InputDataConfig") or []
         (config / "hyperparameters.json").write_text(json.dumps(doc.get("HyperParameters") or {}))
         (config / "inputdataconfig.json").write_text(
@@ -386,6 +423,21 @@ class TrainingRunner:
                 doc["TrainingJobName"],
                 f"channel {channel['ChannelName']}: {files} file(s), {size} bytes from {uri}",
             )
+
+    def _publish_stopped(self, job_dir: Path, doc: dict[str, Any]) -> None:
+        """What SageMaker does on a stop: upload what ``model/`` holds as the job's ``model.tar.gz``.
+
+        A job stopped before it wrote anything publishes nothing (and :meth:`_finish` drops the
+        ``ModelArtifacts`` it would otherwise name).
+        """
+        model_dir = job_dir / "model"
+        if not model_dir.is_dir() or not any(p.is_file() for p in model_dir.rglob("*")):
+            return
+        from smspark_assets.local.algorithms.train import package_model
+
+        archive = job_dir / "output" / "model.tar.gz"
+        package_model(model_dir, archive)
+        self._publish(job_dir, doc)
 
     def _publish(self, job_dir: Path, doc: dict[str, Any]) -> None:
         artifact = doc["ModelArtifacts"]["S3ModelArtifacts"]
@@ -453,6 +505,8 @@ class TrainingRunner:
         def change(d: dict[str, Any]) -> None:
             now = time.time()
             d["TrainingJobStatus"] = status
+            if status != "Completed":
+                _drop_missing_artifact(d, self.layout)
             d.setdefault("TrainingStartTime", now)
             d["TrainingEndTime"] = now
             if reason:
@@ -469,6 +523,13 @@ class TrainingRunner:
 
         self._set(name, change)
         self._log(name, f"job {status}" + (f": {reason}" if reason else ""))
+
+
+def _drop_missing_artifact(doc: dict[str, Any], layout: LocalLayout) -> None:
+    """A job that ended without publishing a model names none (rather than a path to nothing)."""
+    artifact = (doc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if artifact and not layout.s3_path(artifact).is_file():
+        doc.pop("ModelArtifacts", None)
 
 
 def _fill_times(doc: dict[str, Any]) -> None:

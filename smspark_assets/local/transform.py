@@ -25,6 +25,9 @@ from smspark_assets.local.api_errors import in_use, not_found, validation
 from smspark_assets.local.endpoints import _extract
 from smspark_assets.local.layout import LocalLayout
 from smspark_assets.local.model_servers import ModelServerError, ModelServerProcess
+from smspark_assets.local.private_files import private_dir
+from smspark_assets.local.process_environment import (CONTAINER_LIMITS, TRANSFORM_LIMITS, check_environment,
+                                                     checked_or_error)
 from smspark_assets.local.state import AlreadyExists, StateStore
 from smspark_assets.local.training import ChannelDataError, _prefix_matches
 
@@ -118,6 +121,8 @@ class TransformRunner:
         self._stops: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
+        # The variables with which boto3 in a model server reaches the stack (the service sets it).
+        self.client_env: Callable[[], dict[str, str]] = dict
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
@@ -188,6 +193,8 @@ class TransformRunner:
         concurrent = p.get("MaxConcurrentTransforms", 1)
         if not isinstance(concurrent, int) or concurrent < 0:
             raise validation("MaxConcurrentTransforms must be an integer >= 0")
+        # Refused before anything exists: the map reaches the model servers' environment.
+        check_environment(p.get("Environment"), "environment", TRANSFORM_LIMITS)
         if p.get("DataProcessing"):
             raise validation(
                 "DataProcessing (InputFilter, JoinSource, OutputFilter) is not supported locally"
@@ -333,12 +340,18 @@ class TransformRunner:
                     raise TransformFailure(f"ClientError: no model data at {container['ModelDataUrl']}")
                 _extract(archive, model_dir)
             else:
-                model_dir.mkdir(parents=True, exist_ok=True)
-            env = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
-            env.update({str(k): str(v) for k, v in (doc.get("Environment") or {}).items()})
+                private_dir(model_dir)
+            # Checked at create; checked again here for models and jobs stored before the check existed.
+            try:
+                env = checked_or_error(container.get("Environment"), "primaryContainer.environment",
+                                       CONTAINER_LIMITS)
+                env.update(checked_or_error(doc.get("Environment"), "environment", TRANSFORM_LIMITS))
+            except ValueError as exc:
+                raise TransformFailure(f"ClientError: {exc}") from None
             # What SageMaker tells a container in a transform job; the built-in ones answer one line per
-            # record.
-            env.update(
+            # record. The contract's variables win over the user's map.
+            contract = dict(self.client_env())
+            contract.update(
                 {
                     "SAGEMAKER_BATCH": "true",
                     "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(doc["MaxPayloadInMB"]),
@@ -349,7 +362,7 @@ class TransformRunner:
             )
             instances = min(int(doc["TransformResources"]["InstanceCount"]), os.cpu_count() or 1)
             for i in range(instances):
-                server = ModelServerProcess(ref, model_dir, job_dir / f"model-server-{i}.log", env)
+                server = ModelServerProcess(ref, model_dir, job_dir / f"model-server-{i}.log", env, contract)
                 servers.append(server)
                 server.start()
             self._transform_all(doc, servers, stop)

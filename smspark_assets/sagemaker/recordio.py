@@ -1164,8 +1164,30 @@ class TensorColumn:
         return np.diff(self.value_offsets)
 
     @property
+    def sparse_rows(self) -> np.ndarray:
+        """Which records are sparse vectors, decided per record from its keys and shape.
+
+        A record with keys is sparse. A record without keys is sparse too when it has a shape whose size
+        differs from its number of values: that is a sparse vector with no non-zero value (the SageMaker
+        SDK writes an all-zero row as a shape and nothing else). A dense record holds exactly as many
+        values as its shape says, or has no shape at all.
+        """
+        sparse = np.diff(self.key_offsets) > 0
+        shape_counts = np.diff(self.shape_offsets)
+        has_shape = (shape_counts > 0) & ~sparse
+        if has_shape.any():
+            rows = np.flatnonzero(has_shape)
+            # reduceat over each shaped record's dimensions (they are contiguous and non-empty)
+            sizes = np.multiply.reduceat(self.shape.astype(np.uint64, copy=False),
+                                         self.shape_offsets[:-1][rows].astype(np.intp))
+            sparse[rows] = sizes != self.counts[rows].astype(np.uint64)
+        return sparse
+
+    @property
     def is_sparse(self) -> bool:
-        return bool(self.keys.size)
+        """Whether any record is a sparse vector (then the column reads as CSR; dense records keep keys
+        ``0..k-1``)."""
+        return bool(self.keys.size) or bool(self.sparse_rows.any())
 
     @property
     def dtype(self) -> np.dtype:
@@ -1177,14 +1199,14 @@ class TensorColumn:
         if self.shape.size:
             has = np.diff(self.shape_offsets) > 0
             width = int(self.shape[self.shape_offsets[1:][has] - 1].max())
-        counts = self.counts[np.diff(self.key_offsets) == 0] if self.is_sparse else self.counts
+        counts = self.counts[~self.sparse_rows]  # a dense record has as many columns as values
         return max(width, int(counts.max()) if counts.size else 0)
 
     def full_keys(self) -> np.ndarray:
         """The column index of every value: the keys of sparse records, ``0..k-1`` for dense records."""
         counts = self.counts
         key_counts = np.diff(self.key_offsets)
-        sparse_rows = key_counts > 0
+        sparse_rows = self.sparse_rows
         if sparse_rows.any() and (key_counts[sparse_rows] != counts[sparse_rows]).any():
             bad = int(np.flatnonzero(sparse_rows & (key_counts != counts))[0])
             raise ValueError(f"record {bad} has {int(key_counts[bad])} keys for {int(counts[bad])} values")
