@@ -14,16 +14,20 @@ from pathlib import Path
 
 
 class ActionLog:
-    """Appends ``{"t", "service", "action", "access_key"}`` lines to ``path`` (created 0600)."""
+    """Appends ``{"t", "service", "action", "access_key", "principal"}`` lines to ``path`` (created 0600).
 
-    def __init__(self, path: Path) -> None:
+    ``principals`` maps access keys to who signs with them (``orchestrator`` or a role ARN).
+    """
+
+    def __init__(self, path: Path, principals: dict[str, str] | None = None) -> None:
         self.path = path
+        self.principals = principals if principals is not None else {}
         self._lock = threading.Lock()
         self._fd: int | None = None
 
     def record(self, service: str, action: str, access_key: str) -> None:
         line = json.dumps({"t": round(time.time(), 3), "service": service, "action": action,
-                           "access_key": access_key}) + "\n"
+                           "access_key": access_key, "principal": self.principals.get(access_key, "")}) + "\n"
         with self._lock:
             if self._fd is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,9 @@ local user cannot read the file, so cannot sign requests the stack accepts.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -49,3 +52,16 @@ def load_or_create(layout: LocalLayout) -> Credentials:
             tmp.unlink(missing_ok=True)
     doc = json.loads(Path(path).read_text())
     return Credentials(doc["AccessKeyId"], doc["SecretAccessKey"])
+
+
+def role_credentials(root: Credentials, role_arn: str) -> Credentials:
+    """The credentials a job or model running as ``role_arn`` gets, as AssumeRole would hand them out.
+
+    Derived from the root secret (HMAC), so they are stable across restarts and never stored; the stack
+    tells the role apart by the access key, which its action log records with the role's ARN.
+    """
+    digest = hmac.new(root.secret_key.encode(), f"role:{role_arn}".encode(), hashlib.sha256).digest()
+    access = "ASIA" + base64.b32encode(digest[:10]).decode()[:16]
+    secret = base64.urlsafe_b64encode(
+        hmac.new(root.secret_key.encode(), f"secret:{role_arn}".encode(), hashlib.sha256).digest()).decode()[:40]
+    return Credentials(access, secret)

@@ -135,7 +135,7 @@ class EndpointManager:
         self._locks_guard = threading.Lock()
         self._closing = threading.Event()
         # The variables with which boto3 in a model server reaches the stack (the service sets it).
-        self.client_env: Callable[[], dict[str, str]] = dict
+        self.client_env: Callable[[str | None], dict[str, str]] = lambda role_arn=None: {}
         self._monitor = threading.Thread(target=self._watch, name="model-server-monitor", daemon=True)
         self._monitor.start()
 
@@ -234,7 +234,7 @@ class EndpointManager:
             log_dir=directory.parent / "logs" / directory.name,
             env=env,
             desired_instances=instances,
-            contract=dict(self.client_env()),
+            contract=dict(self.client_env(model.get("ExecutionRoleArn"))),  # signed as the model's role
         )
         try:
             for index in range(min(instances, MAX_PROCESSES_PER_VARIANT)):

@@ -41,7 +41,7 @@ from smspark_assets.local.state import NotFound, StateStore
 from smspark_assets.local.training import TrainingRunner
 from smspark_assets.local.action_log import ActionLog
 from smspark_assets.local.services import load_apis
-from smspark_assets.local.credentials import load_or_create
+from smspark_assets.local.credentials import load_or_create, role_credentials
 from smspark_assets.local.sigv4 import AuthFailure, loopback_host, verify
 from smspark_assets.local.wire import (FileSlice, JsonTargetApi, Request, Response, RestApi, credential_scope,
                                        parse_query)
@@ -54,6 +54,8 @@ MAX_INVOKE_PAYLOAD_BYTES = 5 * 1024 * 1024
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
 # JSON control-plane requests (Glue, Athena, Logs) are small; a larger body is refused with 413.
 MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
+# The principal of the root credentials (the Dagster process, `smspark` commands) in the action log.
+ORCHESTRATOR = "orchestrator"
 # X-Amz-Target prefix -> the service name recorded in the action log (and used in IAM actions).
 _TARGET_SERVICES = {"AWSGlue": "glue", "AmazonAthena": "athena", "Logs_20140328": "logs"}
 DEFAULT_MAX_CONCURRENT_TRAINING_JOBS = 2
@@ -91,10 +93,13 @@ class LocalService:
                 self.layout, self.store, self.sagemaker, self.custom_images
             )
         self.dynamodb = DynamoDBHost(self.layout.dynamodb_snapshot)
-        self.actions = ActionLog(self.layout.actions_log)
-        credentials = load_or_create(self.layout)
-        # Access key -> secret: the requests the stack accepts are signed with these only.
-        self.secrets = {credentials.access_key: credentials.secret_key}
+        self.credentials = load_or_create(self.layout)
+        # Access key -> secret: the requests the stack accepts are signed with these only. The root key is
+        # the orchestrator's; jobs and models get their role's key (see client_environment).
+        self.secrets = {self.credentials.access_key: self.credentials.secret_key}
+        # Access key -> who signs with it: "orchestrator" or a role ARN (recorded in the action log).
+        self.principals = {self.credentials.access_key: ORCHESTRATOR}
+        self.actions = ActionLog(self.layout.actions_log, self.principals)
         self.httpd = _bind(port)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -147,11 +152,21 @@ class LocalService:
                 self.store.update("endpoint", name, change, status_key="EndpointStatus")
                 self.endpoints.deploy_async(name, doc["EndpointConfigName"], updating=False)
 
-    def client_environment(self) -> dict[str, str]:
-        """The variables with which boto3 (and the AWS CLI) in a job or worker reach this stack."""
+    def client_environment(self, role_arn: str | None = None) -> dict[str, str]:
+        """The variables with which boto3 (and the AWS CLI) in a job or worker reach this stack.
+
+        With ``role_arn`` (an EMR job's execution role, a training job's or model's SageMaker role) the
+        credentials are that role's, so the action log tells the role's calls from the orchestrator's.
+        """
         from smspark_assets.local.cli import stack_exports
 
-        return stack_exports(self.layout, self.url)
+        env = stack_exports(self.layout, self.url)
+        if role_arn:
+            creds = role_credentials(self.credentials, role_arn)
+            self.secrets[creds.access_key] = creds.secret_key
+            self.principals[creds.access_key] = role_arn
+            env.update(AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key)
+        return env
 
     def apis(self) -> list[object]:
         return [*self.rest_apis.values(), *self.target_apis.values()]

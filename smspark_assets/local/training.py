@@ -159,7 +159,7 @@ class TrainingRunner:
         self._lock = threading.Lock()
         self._shutting_down = threading.Event()
         # The variables with which boto3 in a job reaches the stack (the service sets it).
-        self.client_env: Callable[[], dict[str, str]] = dict
+        self.client_env: Callable[[str | None], dict[str, str]] = lambda role_arn=None: {}
 
     # -- public -----------------------------------------------------------------------------------------
 
@@ -372,7 +372,7 @@ class TrainingRunner:
         wins); ``ValueError`` when a stored map is one the service refuses."""
         user = checked_or_error(doc.get("Environment"), "environment", TRAINING_LIMITS)
         contract = {
-            **self.client_env(),
+            **self.client_env(doc.get("RoleArn")),  # the job's calls are signed as its role
             "SMSPARK_ROOT": str(self.layout.root),
             "PYTHONUNBUFFERED": "1",
             PARENT_PID_VAR: str(os.getpid()),

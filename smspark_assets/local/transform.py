@@ -122,7 +122,7 @@ class TransformRunner:
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         # The variables with which boto3 in a model server reaches the stack (the service sets it).
-        self.client_env: Callable[[], dict[str, str]] = dict
+        self.client_env: Callable[[str | None], dict[str, str]] = lambda role_arn=None: {}
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
@@ -350,7 +350,7 @@ class TransformRunner:
                 raise TransformFailure(f"ClientError: {exc}") from None
             # What SageMaker tells a container in a transform job; the built-in ones answer one line per
             # record. The contract's variables win over the user's map.
-            contract = dict(self.client_env())
+            contract = dict(self.client_env(model.get("ExecutionRoleArn")))  # signed as the model's role
             contract.update(
                 {
                     "SAGEMAKER_BATCH": "true",
