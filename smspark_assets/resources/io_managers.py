@@ -11,12 +11,15 @@ import json
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from smspark_assets.resources.aws import DynamoDBResource
-from smspark_assets.resources.dynamodb_writes import ensure_table, to_attribute_values, write_items
+from smspark_assets.resources.dynamodb_writes import (KEYS_IN_MESSAGE, delete_stale_items, ensure_table,
+                                                      invalid_item_reasons, stored_days, to_attribute_values,
+                                                      write_items)
 from smspark_assets.resources.storage import ObjectStoreResource
 
 
@@ -64,11 +67,16 @@ class ParquetObjectIOManager(dg.ConfigurableIOManager):
 
 
 class DynamoDBTableIOManager(dg.ConfigurableIOManager):
-    """Upserts a pandas DataFrame into a DynamoDB table, one item per row.
+    """Upserts a pandas DataFrame into a DynamoDB table, one item per row, a day at a time.
 
     The table and its hash key come from the asset's definition metadata (``dynamodb/table``,
-    ``dynamodb/key``); the table is created on demand (on-demand capacity). Loading reads the items
-    of the asset's partition back (``dynamodb/partition_attribute``), or the whole table.
+    ``dynamodb/key``); the table is created on demand (on-demand capacity). With
+    ``dynamodb/partition_attribute`` (the item's day, e.g. ``dt``) on a partitioned asset, the table gets
+    a keys-only index on that attribute and each written day is reconciled: an item a later day wrote
+    is not overwritten, and the items of the day that are no longer in it are deleted (unless another
+    day has overwritten them since). Rows DynamoDB would refuse fail the output before anything is
+    written (the asset quarantines them first). Loading reads the items of the asset's partition back,
+    or the whole table.
     """
 
     dynamodb: dg.ResourceDependency[DynamoDBResource]
@@ -83,19 +91,34 @@ class DynamoDBTableIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         table, key = self._table(context)
-        if key not in obj.columns:
-            raise ValueError(f"cannot write to DynamoDB table {table}: key column {key!r} is missing; "
-                             f"columns are {list(obj.columns)}")
-        duplicated = int(obj[key].duplicated().sum())
-        if duplicated:
-            raise ValueError(f"{duplicated} rows share a {key!r} with another row; one item per key is allowed")
+        day_attribute = (context.definition_metadata or {}).get("dynamodb/partition_attribute")
+        day_attribute = str(day_attribute) if day_attribute else None
+        _refuse_unwritable(obj, table, key, day_attribute)
         client = self.dynamodb.dynamodb
-        created = ensure_table(client, table, key)
-        stats = write_items(lambda: self.dynamodb.client("dynamodb"), table, to_attribute_values(obj),
-                            threads=self.threads)
+        created = ensure_table(client, table, key, day_attribute=day_attribute)
+        factory = lambda: self.dynamodb.client("dynamodb")  # noqa: E731 - one client per worker thread
+        keys = obj[key].astype(str)
+        frame = obj
+        kept_for_later = 0
+        if day_attribute and day_attribute in obj.columns and not created and len(obj):
+            # A re-run (or a late day) must not put an older score over the one a later day wrote.
+            stored = pd.Series(stored_days(factory, table, key, day_attribute, keys.tolist(), threads=self.threads),
+                               dtype=object)
+            later = keys.map(stored).fillna("").to_numpy(dtype=object) > obj[day_attribute].astype(str).to_numpy()
+            kept_for_later = int(later.sum())
+            frame = obj[~later]
+        stats = write_items(factory, table, to_attribute_values(frame), threads=self.threads, key=key)
+        stale = {"deleted": 0, "kept": 0}
+        if day_attribute and context.has_asset_partitions:
+            written = set(keys)
+            for day in context.asset_partition_keys:
+                outcome = delete_stale_items(factory, table, key, day_attribute, day, written, threads=self.threads)
+                stale = {k: stale[k] + outcome[k] for k in stale}
         context.add_output_metadata({
             "dynamodb/table": table, "dynamodb/key": key, "table_created": created,
             "items_written": stats["items"], "batches": stats["batches"], "unprocessed_retries": stats["retries"],
+            "items_kept_for_a_later_day": kept_for_later,
+            "stale_items_deleted": stale["deleted"], "stale_items_kept_other_day": stale["kept"],
         })
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
@@ -110,6 +133,28 @@ class DynamoDBTableIOManager(dg.ConfigurableIOManager):
         for page in self.dynamodb.dynamodb.get_paginator("scan").paginate(**kwargs):
             items.extend(page["Items"])
         return pd.DataFrame([{k: _plain(v) for k, v in item.items()} for item in items])
+
+
+def _refuse_unwritable(obj: pd.DataFrame, table: str, key: str, day_attribute: str | None) -> None:
+    """Refuse, before any write, a frame DynamoDB would take only in part: a day is written whole."""
+    if key not in obj.columns:
+        raise ValueError(f"cannot write to DynamoDB table {table}: key column {key!r} is missing; "
+                         f"columns are {list(obj.columns)}")
+    if pd.api.types.is_numeric_dtype(obj[key]) or pd.api.types.is_bool_dtype(obj[key]):
+        raise ValueError(f"key column {key!r} holds {obj[key].dtype} values; the table's key is a string: "
+                         f"convert it before writing")
+    duplicated = int(obj[key].duplicated().sum())
+    if duplicated:
+        raise ValueError(f"{duplicated} rows share a {key!r} with another row; one item per key is allowed")
+    reasons = invalid_item_reasons(obj, key, [day_attribute] if day_attribute else [])
+    bad = reasons.notna().to_numpy()
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        listed = "; ".join(f"row {row} ({key}={str(obj[key].iloc[row])[:40]!r}): {reasons.iloc[row]}"
+                           for row in rows[:KEYS_IN_MESSAGE])
+        raise ValueError(f"{len(rows)} of {len(obj)} rows would be refused by DynamoDB, so nothing was written "
+                         f"to {table}: {listed}{' ...' if len(rows) > KEYS_IN_MESSAGE else ''}. "
+                         f"Quarantine them first (see dynamodb_writes.invalid_item_reasons).")
 
 
 def _plain(value: dict[str, Any]) -> Any:

@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+import boto3
 import dagster as dg
 import pytest
 from moto import mock_aws
@@ -136,8 +137,6 @@ def test_recorded_days_cost_no_request_beyond_the_delimited_listing(store: S3Obj
         write_day(store, "s3://smspark-demo", dt.date(2026, 11, 1) + dt.timedelta(days=offset), rows=10)
     first = _tick(store, instance, None)
     assert len(first.run_requests) == 5
-
-    import boto3
 
     # The tick builds its own copy of the resource (and its clients) from the default boto3 session.
     calls: list[str] = []
