@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from smspark_assets.local.algorithms import get_algorithm  # noqa: E402
 from smspark_assets.local.algorithms.common_io import Batch  # noqa: E402
 from smspark_assets.local.algorithms.common_metrics import roc_auc  # noqa: E402
+from smspark_assets.sagemaker import artifacts  # noqa: E402
 from smspark_assets_tests.algorithms.algorithm_job_folders import make_job  # noqa: E402
 
 RIO = "application/x-recordio-protobuf"
@@ -86,7 +87,7 @@ def quality_kmeans(tmp: Path) -> None:
     _quiet(env)
     km = get_algorithm("kmeans")
     _, t_ours = timed(lambda: km.train(env))
-    centroids = np.load(env.model_dir / "model_algo-1")["centroids"].astype(np.float64)
+    centroids = artifacts.read_kmeans((env.model_dir / "model_algo-1").read_bytes()).astype(np.float64)
     ours = float(assign(x.astype(np.float64), centroids)[1].sum())
     ref_model, t_ref = timed(lambda: KMeans(10, random_state=0).fit(x))
     report("K-means digits k=10: inertia", ours, ref_model.inertia_, "<= 1.02 x ref", ours <= 1.02 * ref_model.inertia_)
@@ -165,8 +166,8 @@ def quality_pca(tmp: Path) -> None:
                    {"train": (x, None)}, content_type=RIO)
     _quiet(env)
     _, t_ours = timed(lambda: pca.train(env))
-    with np.load(env.model_dir / "model_algo-1") as m:
-        ev, v = m["explained_variance"][::-1], m["v"][:, ::-1]
+    m = artifacts.read_pca((env.model_dir / "model_algo-1").read_bytes())
+    ev, v = m.explained_variance(len(x))[::-1], m.v.astype(np.float64)[:, ::-1]
     ev_err = float(np.max(np.abs(ev - ev_ref) / ev_ref))
     comp_err = float(np.max(np.abs(np.abs(v) - np.abs(vt[:k].T))))
     report("PCA regular digits: max rel. error explained var.", ev_err, 1e-4, "<= 1e-4", ev_err <= 1e-4)
@@ -176,7 +177,7 @@ def quality_pca(tmp: Path) -> None:
                                   "algorithm_mode": "randomized"}, {"train": (x, None)}, content_type=RIO)
     _quiet(env)
     pca.train(env)
-    v_r = np.load(env.model_dir / "model_algo-1")["v"]
+    v_r = artifacts.read_pca((env.model_dir / "model_algo-1").read_bytes()).v.astype(np.float64)
     captured = float(((xc @ v_r) ** 2).sum() / ((xc @ vt[:k].T) ** 2).sum())
     report("PCA randomized digits: variance captured / exact", captured, 1.0, ">= 0.99", captured >= 0.99)
 
@@ -235,7 +236,7 @@ def quality_lda(tmp: Path) -> None:
                    {"train": (x[tr], None), "test": (x[te], None)}, content_type=RIO)
     _quiet(env)
     _, t_ours = timed(lambda: lda.train(env))
-    beta = np.load(env.model_dir / "model_algo-1")["beta"]
+    beta = artifacts.read_lda((env.model_dir / "model_algo-1").read_bytes()).beta.astype(np.float64)
     unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
     worst = float((unit(beta) @ unit(corpus.topics).T).max(axis=0).min())
     report("LDA: worst best-match cosine over true topics", worst, 0.9, ">= 0.9", worst >= 0.9)

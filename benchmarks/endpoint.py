@@ -8,10 +8,15 @@ Trains an XGBoost model through the local service, deploys it, then measures in 
 * rows/s of 5 MiB ``text/csv`` invocations, against the same model predicting in this process
   (the algorithm's own ``Predictor.invoke`` on the same bytes, and ``Booster.predict`` on a ready array).
 
-Targets (issue 4): p50 < 5 ms; big requests at >= 0.7 of in-process throughput.
+* data capture (issue 12): the same model behind a second endpoint whose config captures 100 % of
+  requests and responses; throughput of 1-row and 5 MiB invocations with capture over without it,
+  measured in alternating rounds (the median ratio), and the capture files checked for completeness.
+
+Targets (issue 4): p50 < 5 ms; big requests at >= 0.7 of in-process throughput. Issue 12: capture at 100 %
+costs at most 10 % of throughput (ratio >= 0.9); the script exits non-zero on a miss.
 
     .venv/bin/python benchmarks/endpoint.py [--rows 60000] [--features 20] [--requests 12]
-                                            [--latency-calls 1000]
+                                            [--latency-calls 1000] [--capture-only]
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-round", type=int, default=100)
     parser.add_argument("--requests", type=int, default=12, help="5 MiB requests per side")
     parser.add_argument("--latency-calls", type=int, default=1000)
+    parser.add_argument("--capture-only", action="store_true", help="only the data capture case")
+    parser.add_argument("--capture-rounds", type=int, default=5)
     args = parser.parse_args(argv)
 
     import boto3
@@ -132,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             EndpointName="bench", WaiterConfig={"Delay": 0.1, "MaxAttempts": 1200}
         )
         deploy_seconds = time.perf_counter() - started
+        if args.capture_only:
+            capture = capture_case(sm, runtime, root, x, args)
+            print(json.dumps({"capture": capture}, indent=2))
+            return _capture_verdict(capture)
 
         # 1-row latency through boto3 -> service -> model server
         one_row = csv_bytes(x[:1])
@@ -220,15 +231,83 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_vs_booster_on_array": round(endpoint_rps / array_rps, 3),
             },
         }
+        result["capture"] = capture_case(sm, runtime, root, x, args)
         print(json.dumps(result, indent=2))
         print(
             f"1-row p50 {result['latency_1_row_ms']['p50']} ms (target < 5), "
             f"p99 {result['latency_1_row_ms']['p99']} ms; 5 MiB requests: endpoint/in-process = "
             f"{result['big_request']['ratio_vs_in_process']} (target >= 0.7)"
         )
+        return _capture_verdict(result["capture"])
     finally:
         process.stop(root)
-    return 0
+
+
+def capture_case(sm, runtime, root: Path, x: np.ndarray, args: argparse.Namespace) -> dict:
+    """Throughput with 100 % data capture over without it, same model, alternating rounds."""
+    sm.create_endpoint_config(
+        EndpointConfigName="bench-capture",
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "bench", "InitialInstanceCount": 1,
+                             "InstanceType": "ml.m5.large"}],
+        DataCaptureConfig={"EnableCapture": True, "InitialSamplingPercentage": 100,
+                           "DestinationS3Uri": "s3://bench/capture",
+                           "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                           "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]}},
+    )
+    sm.create_endpoint(EndpointName="bench-capture", EndpointConfigName="bench-capture")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="bench-capture", WaiterConfig={"Delay": 0.1, "MaxAttempts": 1200}
+    )
+    rows = [csv_bytes(x[i:i + 1]) for i in range(200)]
+    big, big_rows = body_of_at_most(np.tile(x, (max(1, 80000 // len(x) + 1), 1))[:80000], PAYLOAD)
+    calls = {"plain": 0, "captured": 0}
+
+    def small_round(endpoint: str) -> float:
+        started = time.perf_counter()
+        for body in rows:
+            runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=body)["Body"].read()
+        calls["captured" if endpoint == "bench-capture" else "plain"] += len(rows)
+        return len(rows) / (time.perf_counter() - started)
+
+    def big_round(endpoint: str) -> float:
+        started = time.perf_counter()
+        for _ in range(2):
+            runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=big)["Body"].read()
+        calls["captured" if endpoint == "bench-capture" else "plain"] += 2
+        return 2 * big_rows / (time.perf_counter() - started)
+
+    out = {}
+    for name, one_round in (("one_row_requests_per_s", small_round), ("big_request_rows_per_s", big_round)):
+        one_round("bench"), one_round("bench-capture")  # warm-up
+        ratios, plain, captured = [], [], []
+        for i in range(args.capture_rounds):
+            # alternate which side goes first: drift of a shared machine hits both sides alike
+            order = ("bench", "bench-capture") if i % 2 == 0 else ("bench-capture", "bench")
+            speeds = {endpoint: one_round(endpoint) for endpoint in order}
+            plain.append(speeds["bench"])
+            captured.append(speeds["bench-capture"])
+            ratios.append(speeds["bench-capture"] / speeds["bench"])
+        out[name] = {"plain": round(statistics.median(plain), 1), "captured": round(statistics.median(captured), 1),
+                     "ratio": round(statistics.median(ratios), 3), "ratios": [round(r, 3) for r in ratios]}
+    # every captured request was delivered once the deployment stops (delete flushes the buffer)
+    sm.delete_endpoint(EndpointName="bench-capture")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="bench-capture", WaiterConfig={"Delay": 0.2,
+                                                                                     "MaxAttempts": 600})
+    files = list((root / "s3" / "bench" / "capture").rglob("*.jsonl"))
+    lines = sum(sum(1 for _ in open(f, "rb")) for f in files)
+    out["captured_records"] = lines
+    out["captured_invocations"] = calls["captured"]
+    out["capture_files"] = len(files)
+    return out
+
+
+def _capture_verdict(capture: dict) -> int:
+    small, big = capture["one_row_requests_per_s"]["ratio"], capture["big_request_rows_per_s"]["ratio"]
+    complete = capture["captured_records"] == capture["captured_invocations"]
+    print(f"data capture at 100 %: throughput ratio captured/plain = {small} (1-row requests), {big} (5 MiB "
+          f"requests) (target >= 0.9); {capture['captured_records']} of {capture['captured_invocations']} "
+          "invocations captured")
+    return 0 if small >= 0.9 and big >= 0.9 and complete else 1
 
 
 if __name__ == "__main__":

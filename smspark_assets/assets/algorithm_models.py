@@ -17,12 +17,9 @@ Add ``ALGORITHM_ASSETS`` to the Definitions' assets and ``algorithms_job`` to it
 """
 
 
-import io
-import tarfile
 from typing import Any, Iterator
 
 import dagster as dg
-import numpy as np
 from pydantic import Field
 
 from smspark_assets.assets.algorithm_catalog import BY_KEY, DEMO_MODELS, GROUP, DemoModel, hyperparameters_for
@@ -37,6 +34,7 @@ from smspark_assets.resources.aws import SageMakerResource
 from smspark_assets.resources.storage import ObjectStoreResource
 from smspark_assets.sagemaker.algorithms import algorithm_spec
 from smspark_assets.sagemaker.algorithms.content_types import RECORDIO
+from smspark_assets.sagemaker.artifacts import ArtifactError, model_file_from_tar, read_pca
 from smspark_assets.sagemaker.training import Channel, TrainingResult
 
 
@@ -59,27 +57,22 @@ class AlgorithmEndpointConfig(dg.Config):
 
 
 def pca_explained_variance_ratio(store: ObjectStoreResource, model_data_url: str,
-                                 total_variance: float) -> float:
+                                 total_variance: float, train_rows: int) -> float:
     """Share of ``total_variance`` the PCA model's components explain (from the artifact's ``model_algo-1``).
 
-    The model file is the project's PCA layout (a NumPy archive with ``s``, singular values, and
-    ``explained_variance``); the ratio is what the PCA quality gate checks, since SageMaker's PCA reports
-    no training metric.
+    ``model_algo-1`` is SageMaker's PCA layout (an MXNet NDArray dict with ``v``, ``s`` and maybe
+    ``mean``), which the embedded stack writes too, so the gate reads models from either. ``s`` are
+    singular values of the centred training matrix: the component variances are ``s**2 / (n - 1)``
+    for the ``train_rows`` records, compared with ``total_variance`` (the sum of the features' sample
+    variances). SageMaker's PCA reports no training metric, so this ratio is what its gate checks.
     """
-    with tarfile.open(fileobj=io.BytesIO(store.read_bytes(model_data_url)), mode="r:gz") as tar:
-        member = tar.extractfile("model_algo-1")
-        if member is None:
-            raise ValueError(f"{model_data_url} holds no model_algo-1")
-        payload = member.read()
-    try:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
-            explained = np.asarray(archive["explained_variance"], dtype=np.float64)
-    except (ValueError, KeyError, OSError) as exc:
-        raise ValueError(f"model_algo-1 in {model_data_url} is not a PCA model this project can read "
-                         f"(expected a NumPy archive with 'explained_variance'): {exc}") from exc
     if total_variance <= 0:
         raise ValueError(f"the total variance of the PCA train rows must be positive, got {total_variance}")
-    return float(explained.sum() / total_variance)
+    try:
+        model = read_pca(model_file_from_tar(store.read_bytes(model_data_url)))
+    except ArtifactError as exc:
+        raise ValueError(f"{model_data_url} is not a PCA model artifact: {exc}") from exc
+    return float(model.explained_variance(train_rows).sum() / total_variance)
 
 
 def build_model_asset(model: DemoModel) -> dg.AssetsDefinition:
@@ -111,7 +104,8 @@ def build_model_asset(model: DemoModel) -> dg.AssetsDefinition:
             if model.algorithm != "pca":
                 return {}
             return {"explained_variance_ratio": pca_explained_variance_ratio(
-                store, result.model_artifacts, float(data["train_total_variance"]))}
+                store, result.model_artifacts, float(data["train_total_variance"]),
+                int(data["channels"]["train"]["records"]))}
 
         yield from train_register_and_gate(
             context, sagemaker, spec=spec, name_prefix=f"algo-{model.key.replace('_', '-')}",

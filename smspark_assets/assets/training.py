@@ -74,7 +74,9 @@ def credit_training_channels(context: dg.AssetExecutionContext, spark: SparkJobR
         "output_prefix": paths.channels,
     })
     reported = invocation.get_materialize_result().metadata or {}
-    channels = {name: f"{paths.channels}/{name}" for name in ("train", "validation")}
+    # Folder prefixes end with "/": S3Prefix (and the fingerprint's listing) would otherwise also take
+    # sibling keys such as ``train_old/``.
+    channels = {name: f"{paths.channels}/{name}/" for name in ("train", "validation")}
     fingerprint = store.fingerprint(channels["train"])[:16] + store.fingerprint(channels["validation"])[:16]
     handle = {
         "channels": channels,

@@ -26,6 +26,15 @@ def stack_exports(layout: LocalLayout, url: str) -> dict[str, str]:
     }
 
 
+def scores_api_exports(layout: LocalLayout, url: str) -> dict[str, str]:
+    """The scores API's base URL and key (the variables ``ScoresApiResource`` reads on AWS)."""
+    from smspark_assets.local.api_keys import load_or_create_api_key
+    from smspark_assets.local.scores_api import api_base_url
+
+    return {"SMSPARK_SCORES_API_URL": api_base_url(url),
+            "SMSPARK_SCORES_API_KEY": load_or_create_api_key(layout).value}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="smspark local", description="The embedded local AWS stack (S3, EMR Serverless, Glue, Athena, SageMaker, DynamoDB, CloudWatch Logs)."
@@ -57,7 +66,10 @@ def main(argv: list[str]) -> int:
         if info is None:
             print("local service is not running")
             return 1
-        print(json.dumps(info.to_json(), indent=2))
+        doc = info.to_json()
+        doc["scores_api_url"] = scores_api_exports(LocalLayout.for_root(args.root), info.url)["SMSPARK_SCORES_API_URL"]
+        print(json.dumps(doc, indent=2))
+        print("scores API key: `smspark local env` prints it (SMSPARK_SCORES_API_KEY)")
         return 0
     if args.command == "env":
         try:
@@ -67,6 +79,9 @@ def main(argv: list[str]) -> int:
             return 1
         for key, value in stack_exports(LocalLayout.for_root(args.root), info.url).items():
             print(f"export {key}={shlex.quote(value)}")
+        for key, value in scores_api_exports(LocalLayout.for_root(args.root), info.url).items():
+            print(f"export {key}={shlex.quote(value)}")
+        print('# scores API: curl -H "x-api-key: $SMSPARK_SCORES_API_KEY" "$SMSPARK_SCORES_API_URL/scores/<application_id>"')
         return 0
     if args.command == "logs":
         layout = LocalLayout.for_root(args.root)

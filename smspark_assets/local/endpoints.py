@@ -5,6 +5,12 @@ model-server process per instance. The live deployment of an endpoint is replace
 makes UpdateEndpoint blue/green: the new deployment starts beside the old one and takes traffic only
 once every server answers ``/ping``; the old one then drains its in-flight requests and stops. A new
 config that cannot start leaves the old one serving, with a ``FailureReason``, as SageMaker does.
+
+With a ``DeploymentConfig`` the switch is gradual (canary or linear steps, bakes watched by CloudWatch
+alarms, rollback to the old fleet: :mod:`.deployment_rollout`). Every invocation is counted in memory for
+CloudWatch (:mod:`.endpoint_metrics`) and, when the config asks for it, captured
+(:mod:`.deployment_capture`). Serverless variants start their model server on first use
+(:mod:`.deployment_serverless`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ from typing import Any, Callable
 
 from smspark_assets.local.algorithm_lookup import AlgorithmRef, resolve_image
 from smspark_assets.local.api_errors import ApiError
+from smspark_assets.local.deployment_capture import ROTATE_SECONDS, DataCapture, capture_summary
+from smspark_assets.local.deployment_config import RolloutPlan
+from smspark_assets.local.deployment_rollout import Aborted, RolledBack, Shift, run_rollout
+from smspark_assets.local.deployment_serverless import (COLD_START_WAIT_SECONDS, IDLE_SECONDS, MAX_PAYLOAD_BYTES,
+                                                         ServerlessGate, not_ready, oversize)
+from smspark_assets.local.endpoint_metrics import EndpointMetrics
 from smspark_assets.local.layout import LocalLayout
 from smspark_assets.local.model_servers import ModelServerError, ModelServerProcess
 from smspark_assets.local.private_files import private_dir
@@ -50,6 +62,8 @@ class Variant:
     env: dict[str, str]  # the model's checked Environment map
     desired_instances: int
     contract: dict[str, str] = field(default_factory=dict)  # set by the platform, wins over ``env``
+    instance_type: str = ""
+    serverless: ServerlessGate | None = None  # set for a ServerlessConfig variant: servers start on demand
     servers: list[ModelServerProcess] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next: Any = field(default_factory=itertools.count)
@@ -73,6 +87,8 @@ class Deployment:
     created: float = field(default_factory=time.time)
     inflight: int = 0
     inflight_lock: threading.Lock = field(default_factory=threading.Lock)
+    capture: DataCapture | None = None
+    capture_config: dict[str, Any] | None = None
     _cumulative: list[float] = field(default_factory=list)
 
     def reweigh(self) -> None:
@@ -100,6 +116,8 @@ class Deployment:
         return self.variants[bisect.bisect_right(self._cumulative, random.random() * total)]
 
     def stop(self) -> None:
+        if self.capture is not None:
+            self.capture.flush(force=True)  # what was captured is delivered before the servers go
         for variant in self.variants:
             for server in variant.servers:
                 server.stop()
@@ -134,6 +152,11 @@ class EndpointManager:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._closing = threading.Event()
+        # Traffic shifts of updates in progress: endpoint -> the green deployment and its share.
+        self._shifts: dict[str, Shift] = {}
+        # Invocation metrics for CloudWatch (read by the CloudWatch API, which also sets alarm_state).
+        self.metrics = EndpointMetrics()
+        self.alarm_state: Callable[[str], tuple[str, str] | None] = lambda name: None
         # The variables with which boto3 in a model server reaches the stack (the service sets it).
         self.client_env: Callable[[str | None], dict[str, str]] = lambda role_arn=None: {}
         self._monitor = threading.Thread(target=self._watch, name="model-server-monitor", daemon=True)
@@ -145,17 +168,19 @@ class EndpointManager:
 
     # -- deploying --------------------------------------------------------------------------------------
 
-    def deploy_async(self, endpoint: str, config_name: str, *, updating: bool) -> None:
+    def deploy_async(self, endpoint: str, config_name: str, *, updating: bool,
+                     plan: RolloutPlan | None = None) -> None:
         threading.Thread(
             target=self.deploy,
             args=(endpoint, config_name),
-            kwargs={"updating": updating},
+            kwargs={"updating": updating, "plan": plan},
             name=f"deploy-{endpoint}",
             daemon=True,
         ).start()
 
-    def deploy(self, endpoint: str, config_name: str, *, updating: bool) -> None:
-        """Start ``config_name`` for ``endpoint`` and switch traffic to it (blue/green when ``updating``)."""
+    def deploy(self, endpoint: str, config_name: str, *, updating: bool, plan: RolloutPlan | None = None) -> None:
+        """Start ``config_name`` for ``endpoint`` and switch traffic to it (blue/green when ``updating``, in
+        the steps of ``plan`` when it has any)."""
         with self._lock(endpoint):
             try:
                 deployment = self._start(endpoint, config_name)
@@ -171,7 +196,18 @@ class EndpointManager:
                 deployment.stop()
                 return
             old = self._live.get(endpoint)
+            if updating and old is not None and plan is not None and plan.guarded:
+                try:
+                    run_rollout(endpoint, deployment, plan, self._shifts, self.store, self.alarm_state,
+                                lambda: not self._closing.is_set() and self._still_wanted(endpoint))
+                except (RolledBack, Aborted) as exc:
+                    self._shifts.pop(endpoint, None)
+                    if isinstance(exc, RolledBack):
+                        self._record_failure(endpoint, config_name, str(exc), True)
+                    self._retire(deployment)  # green drains what it is answering, then stops
+                    return
             self._live[endpoint] = deployment  # the switch: new requests go to the new servers from here on
+            self._shifts.pop(endpoint, None)
             self._record_in_service(endpoint, deployment)
         if old is not None:
             self._retire(old)
@@ -187,6 +223,11 @@ class EndpointManager:
         directory = self.layout.endpoints_dir / endpoint / f"{config_name}-{int(time.time() * 1000)}"
         variants: list[Variant] = []
         deployment = Deployment(config_name, directory, variants)
+        capture = config.get("DataCaptureConfig")
+        deployment.capture_config = capture
+        if capture and capture.get("EnableCapture", True):
+            deployment.capture = DataCapture(endpoint, capture, self.layout.s3_root,
+                                             self.layout.local_dir / "capture-staging", self._rotate_seconds())
         try:
             for spec in config["ProductionVariants"]:
                 variants.append(self._start_variant(directory, spec))
@@ -224,6 +265,7 @@ class EndpointManager:
         # Checked at CreateModel; checked again for models stored before the check existed.
         env = checked_or_error(container.get("Environment"), "primaryContainer.environment", CONTAINER_LIMITS)
         instances = int(spec.get("InitialInstanceCount") or 1)
+        serverless = spec.get("ServerlessConfig")
         variant = Variant(
             name=spec["VariantName"],
             weight=float(spec.get("InitialVariantWeight", 1.0)),
@@ -235,9 +277,13 @@ class EndpointManager:
             env=env,
             desired_instances=instances,
             contract=dict(self.client_env(model.get("ExecutionRoleArn"))),  # signed as the model's role
+            instance_type=str(spec.get("InstanceType") or ""),
+            serverless=ServerlessGate(serverless) if serverless else None,
         )
+        if variant.serverless is not None and not variant.serverless.provisioned:
+            return variant  # no server until the first invocation: the cold start
         try:
-            for index in range(min(instances, MAX_PROCESSES_PER_VARIANT)):
+            for index in range(1 if variant.serverless is not None else min(instances, MAX_PROCESSES_PER_VARIANT)):
                 server = variant.new_server(index)
                 variant.servers.append(server)
                 server.start()
@@ -259,19 +305,24 @@ class EndpointManager:
     @staticmethod
     def variant_summaries(deployment: Deployment) -> list[dict[str, Any]]:
         now = time.time()
-        return [
-            {
+        out = []
+        for v in deployment.variants:
+            summary: dict[str, Any] = {
                 "VariantName": v.name,
                 "DeployedImages": [
                     {"SpecifiedImage": v.image, "ResolvedImage": v.image, "ResolutionTime": now}
                 ],
                 "CurrentWeight": v.weight,
                 "DesiredWeight": v.weight,
-                "CurrentInstanceCount": v.desired_instances,
-                "DesiredInstanceCount": v.desired_instances,
             }
-            for v in deployment.variants
-        ]
+            if v.serverless is not None:
+                summary["CurrentServerlessConfig"] = dict(v.serverless.config)
+                summary["DesiredServerlessConfig"] = dict(v.serverless.config)
+            else:
+                summary["CurrentInstanceCount"] = v.desired_instances
+                summary["DesiredInstanceCount"] = v.desired_instances
+            out.append(summary)
+        return out
 
     def _record_in_service(self, endpoint: str, deployment: Deployment) -> None:
         def change(doc: dict[str, Any]) -> None:
@@ -281,6 +332,12 @@ class EndpointManager:
             doc["LastModifiedTime"] = time.time()
             doc.pop("FailureReason", None)
             doc.pop("PendingEndpointConfigName", None)
+            doc.pop("PendingDeploymentSummary", None)
+            summary = capture_summary(deployment.capture_config)
+            if summary is None:
+                doc.pop("DataCaptureConfig", None)
+            else:
+                doc["DataCaptureConfig"] = summary
 
         try:
             self.store.update(KIND, endpoint, change, status_key="EndpointStatus")
@@ -297,6 +354,7 @@ class EndpointManager:
             doc["FailureReason"] = reason
             doc["LastModifiedTime"] = time.time()
             doc.pop("PendingEndpointConfigName", None)
+            doc.pop("PendingDeploymentSummary", None)
 
         try:
             self.store.update(KIND, endpoint, change, status_key="EndpointStatus")
@@ -359,10 +417,26 @@ class EndpointManager:
 
     def shutdown(self) -> None:
         self._closing.set()
+        for endpoint in list(self._shifts):
+            shift = self._shifts.pop(endpoint, None)
+            if shift is not None:
+                shift.deployment.stop()
         for endpoint in list(self._live):
             deployment = self._live.pop(endpoint, None)
             if deployment is not None:
                 deployment.stop()
+
+    def _rotate_seconds(self) -> float:
+        """How often capture files rotate (``capture_rotate_seconds`` in ``config.json``; tests shorten it)."""
+        return float(self._setting("capture_rotate_seconds", ROTATE_SECONDS))
+
+    def _setting(self, name: str, default: float) -> float:
+        from smspark_assets.local.algorithm_lookup import read_config
+
+        try:
+            return float(read_config(self.layout.config_json).get(name, default))
+        except (TypeError, ValueError):
+            return default
 
     # -- health -----------------------------------------------------------------------------------------
 
@@ -379,10 +453,21 @@ class EndpointManager:
             return variant.servers[index % len(variant.servers)]
 
     def _watch(self) -> None:
-        """Restart model servers that died, so invocations resume without operator action."""
+        """Restart model servers that died, rotate capture files, stop idle serverless servers."""
+        idle_limit, checked = IDLE_SECONDS, 0.0
         while not self._closing.wait(HEALTH_INTERVAL_SECONDS):
-            for deployment in list(self._live.values()):
+            if time.monotonic() - checked > 5.0:  # the setting is re-read now and then, not every tick
+                idle_limit, checked = self._setting("serverless_idle_seconds", IDLE_SECONDS), time.monotonic()
+            deployments = list(self._live.values()) + [s.deployment for s in list(self._shifts.values())]
+            for deployment in deployments:
+                if deployment.capture is not None:
+                    deployment.capture.flush()
                 for variant in deployment.variants:
+                    gate = variant.serverless
+                    if gate is not None and not gate.provisioned and variant.servers and \
+                            gate.idle_for() > idle_limit:
+                        self._stop_idle(variant)
+                        continue
                     for index, server in enumerate(list(variant.servers)):
                         if not server.alive() and not self._closing.is_set():
                             try:
@@ -392,11 +477,51 @@ class EndpointManager:
 
     # -- invoking ---------------------------------------------------------------------------------------
 
+    def _stop_idle(self, variant: Variant) -> None:
+        """A serverless variant idle past its limit gives its server back; the next request starts cold."""
+        gate = variant.serverless
+        assert gate is not None
+        with gate.starting:
+            with gate.lock:
+                if gate.inflight or not variant.servers:
+                    return
+                servers, variant.servers = variant.servers, []
+        for server in servers:
+            server.stop()
+
+    def _serverless_server(self, endpoint: str, variant: Variant) -> ModelServerProcess:
+        """The variant's server, started now if it has none (a cold start, published as ModelSetupTime)."""
+        gate = variant.serverless
+        assert gate is not None
+        servers = variant.servers
+        if servers:
+            return servers[0]
+        # Requests that arrive during a cold start wait for it, up to the invocation time limit.
+        if not gate.starting.acquire(timeout=COLD_START_WAIT_SECONDS):
+            raise not_ready(endpoint)
+        try:
+            if variant.servers:
+                return variant.servers[0]
+            began = time.perf_counter()
+            server = variant.new_server(0)
+            try:
+                server.start()
+            except ModelServerError as exc:
+                raise ApiError("ModelError", f"Received server error (503) from primary with message \"{exc}\".",
+                               424, OriginalStatusCode=503, OriginalMessage=str(exc)) from None
+            with variant.lock:
+                variant.servers = [server]
+            self.metrics.record_setup(endpoint, variant.name, (time.perf_counter() - began) * 1e6)
+            return server
+        finally:
+            gate.starting.release()
+
     def invoke(
         self, endpoint: str, body: bytes, headers: dict[str, str], target_variant: str | None
     ) -> tuple[int, str, bytes, str]:
         """Route one invocation; returns ``(status, content type, body, variant name)`` of the model
-        server."""
+        server. Counts it for CloudWatch and captures it when the endpoint config asks for it."""
+        began = time.perf_counter()
         deployment = self._live.get(endpoint)
         if deployment is None:
             doc = self.store.get(KIND, endpoint)
@@ -408,30 +533,63 @@ class EndpointManager:
                 f"{doc['EndpointStatus']}"
                 + (f" ({doc['FailureReason']})" if doc.get("FailureReason") else ""),
             )
+        shift = self._shifts.get(endpoint)
+        if shift is not None and shift.fraction > 0.0 and (shift.fraction >= 1.0 or random.random() < shift.fraction):
+            deployment = shift.deployment  # this request is part of the share shifted to the new fleet
         variant = deployment.choose(target_variant)
+        gate = variant.serverless
+        if gate is not None and len(body) > MAX_PAYLOAD_BYTES:
+            raise oversize(headers.get("X-Amzn-SageMaker-Inference-Id"), len(body))
         with deployment.inflight_lock:
             deployment.inflight += 1
+        model_seconds = 0.0
+        status = 0
         try:
-            servers = variant.servers
-            index = variant.pick() if len(servers) > 1 else 0
-            server = servers[index]
+            if gate is not None:
+                gate.enter(endpoint)
             try:
-                status, content_type, data = server.invoke(body, headers)
-            except ModelServerError:
-                # The process died under us: replace it (or wait for the monitor's replacement) and retry
-                # once.
+                if gate is not None:
+                    server = self._serverless_server(endpoint, variant)
+                    index = 0
+                else:
+                    servers = variant.servers
+                    index = variant.pick() if len(servers) > 1 else 0
+                    server = servers[index]
+                called = time.perf_counter()
                 try:
-                    server = self._revive(variant, index, server)
                     status, content_type, data = server.invoke(body, headers)
-                except ModelServerError as exc:
-                    raise ApiError(
-                        "ModelError",
-                        f"Received server error (503) from primary with message " f'"{exc}".',
-                        424,
-                        OriginalStatusCode=503,
-                        OriginalMessage=str(exc),
-                    ) from None
+                except ModelServerError:
+                    # The process died under us: replace it (or wait for the monitor's replacement) and retry
+                    # once.
+                    try:
+                        server = self._revive(variant, index, server)
+                        called = time.perf_counter()
+                        status, content_type, data = server.invoke(body, headers)
+                    except ModelServerError as exc:
+                        raise ApiError(
+                            "ModelError",
+                            f"Received server error (503) from primary with message " f'"{exc}".',
+                            424,
+                            OriginalStatusCode=503,
+                            OriginalMessage=str(exc),
+                        ) from None
+                model_seconds = time.perf_counter() - called
+            finally:
+                if gate is not None:
+                    gate.leave()
+        except ApiError as exc:
+            if exc.code == "ModelError":  # the model did not answer: an invocation error in CloudWatch
+                self.metrics.record(endpoint, variant.name, 0, 0.0, (time.perf_counter() - began) * 1e6)
+            raise
         finally:
             with deployment.inflight_lock:
                 deployment.inflight -= 1
+        if gate is not None and len(data) > MAX_PAYLOAD_BYTES:
+            status, data = 500, f"response body of {len(data)} bytes is over the serverless limit".encode()
+        total = time.perf_counter() - began
+        self.metrics.record(endpoint, variant.name, status, model_seconds * 1e6, (total - model_seconds) * 1e6)
+        if deployment.capture is not None and status == 200:
+            deployment.capture.record(variant.name, headers.get("X-Amzn-SageMaker-Inference-Id"),
+                                      headers.get("Content-Type", "application/octet-stream"), body, content_type,
+                                      data)
         return status, content_type, data, variant.name

@@ -18,6 +18,9 @@ from typing import Any, Callable
 from smspark_assets import environment
 from smspark_assets.local.algorithm_lookup import AlgorithmRef, load_algorithm, resolve_image
 from smspark_assets.local.api_errors import ApiError, in_use, not_found, validation
+from smspark_assets.local.deployment_capture import check_capture_config
+from smspark_assets.local.deployment_config import plan_for
+from smspark_assets.local.deployment_serverless import check_serverless_config
 from smspark_assets.local.endpoints import ACCOUNT, EndpointManager
 from smspark_assets.local.layout import LocalLayout
 from smspark_assets.local.process_environment import CONTAINER_LIMITS, TRAINING_LIMITS, check_environment
@@ -205,6 +208,14 @@ class SageMakerApi:
             name: getattr(self, _snake(name)) for name in self.operations()
         }
         self.transforms: Any = None  # set by the service once batch transform is available
+        # Model registry and hyperparameter tuning: their own modules, dispatched from here.
+        from smspark_assets.local.model_registry import ModelRegistry
+        from smspark_assets.local.tuning import TuningApi
+
+        self.registry = ModelRegistry(self)
+        self.tuning = TuningApi(self)
+        self._ops.update(self.registry.operations())
+        self._ops.update(self.tuning.operations())
 
     @staticmethod
     def operations() -> list[str]:
@@ -470,9 +481,11 @@ class SageMakerApi:
             )
         container = containers[0]
         if container.get("ModelPackageName"):
-            raise validation(
-                "Containers from ModelPackageName are not supported locally; give Image and ModelDataUrl"
-            )
+            # The package's first container (Image, ModelDataUrl, Environment); versions must be Approved.
+            primary = bool(p.get("PrimaryContainer"))
+            container = self.registry.container_for_model(
+                container, "primaryContainer" if primary else "containers.1.member")
+            p = {**p, "PrimaryContainer": container} if primary else {**p, "Containers": [container]}
         image = container.get("Image")
         if not image:
             raise validation(
@@ -562,7 +575,10 @@ class SageMakerApi:
             model = variant.get("ModelName")
             if not model or self.store.get("model", model) is None:
                 raise validation(f"Could not find model \"{self.arn('model', model or '')}\".")
-            if variant.get("ServerlessConfig") is None:
+            if variant.get("ServerlessConfig") is not None:
+                variant = {**variant, "ServerlessConfig": check_serverless_config(
+                    variant["ServerlessConfig"], f"productionVariants.{i + 1}.member.serverlessConfig")}
+            else:
                 count = variant.get("InitialInstanceCount")
                 if not isinstance(count, int) or count < 1:
                     raise validation(
@@ -586,9 +602,16 @@ class SageMakerApi:
                     "InitialInstanceCount": int(variant.get("InitialInstanceCount") or 1),
                 }
             )
+        serverless = any(v.get("ServerlessConfig") is not None for v in filled)
+        if serverless and len(filled) > 1:
+            raise validation("A serverless endpoint configuration has exactly one production variant; "
+                             f"this one has {len(filled)}.")
+        capture = check_capture_config(p.get("DataCaptureConfig"), serverless)
         tags = _check_tags(p.get("Tags"))
         arn = self.arn("endpoint-config", name)
         doc = {k: v for k, v in p.items() if k != "Tags"}
+        if capture is not None:
+            doc["DataCaptureConfig"] = capture
         doc.update(
             {
                 "EndpointConfigName": name,
@@ -665,7 +688,10 @@ class SageMakerApi:
         name = _require(p, "EndpointName")
         _check_name(name, "endpointName")
         config_name = _require(p, "EndpointConfigName")
-        self._config_or_error(config_name)
+        config = self._config_or_error(config_name)
+        deployment_config = p.get("DeploymentConfig")
+        if deployment_config is not None:
+            self._plan(deployment_config, config)  # kept for later updates (RetainDeploymentConfig)
         tags = _check_tags(p.get("Tags"))
         arn = self.arn("endpoint", name)
         now = time.time()
@@ -677,6 +703,8 @@ class SageMakerApi:
             "CreationTime": now,
             "LastModifiedTime": now,
         }
+        if deployment_config is not None:
+            doc["LastDeploymentConfig"] = deployment_config
         try:
             self.store.create("endpoint", name, arn, doc, status="Creating")
         except AlreadyExists:
@@ -735,10 +763,20 @@ class SageMakerApi:
         doc = self._endpoint(name)
         if doc["EndpointStatus"] != "InService":
             raise validation(f"Cannot update in-progress endpoint \"{doc['EndpointArn']}\".")
-        self._config_or_error(config_name)
-        if p.get("RetainAllVariantProperties") or p.get("DeploymentConfig"):
-            # Accepted for compatibility; locally the switch is always all-at-once blue/green.
-            pass
+        config = self._config_or_error(config_name)
+        if p.get("DeploymentConfig") is not None and p.get("RetainDeploymentConfig"):
+            raise validation("DeploymentConfig and RetainDeploymentConfig cannot both be given.")
+        deployment_config = p.get("DeploymentConfig")
+        if deployment_config is None and p.get("RetainDeploymentConfig"):
+            deployment_config = doc.get("LastDeploymentConfig")
+        current = {v["VariantName"] for v in doc.get("ProductionVariants") or []}
+        wanted = {v["VariantName"] for v in config["ProductionVariants"]}
+        routing = ((deployment_config or {}).get("BlueGreenUpdatePolicy") or {}).get("TrafficRoutingConfiguration")
+        if routing and routing.get("Type") in ("CANARY", "LINEAR") and current and current != wanted:
+            raise validation(f"A {routing['Type']} traffic shift needs the same variant names in the new endpoint "
+                             f"configuration: the endpoint has {sorted(current)}, \"{config_name}\" has "
+                             f"{sorted(wanted)}.")
+        plan = self._plan(deployment_config, config) if deployment_config is not None else None
 
         def change(d: dict[str, Any]) -> None:
             if d["EndpointStatus"] != "InService":
@@ -746,10 +784,25 @@ class SageMakerApi:
             d["EndpointStatus"] = "Updating"
             d["PendingEndpointConfigName"] = config_name
             d["LastModifiedTime"] = time.time()
+            d.pop("FailureReason", None)
+            if deployment_config is not None:
+                d["LastDeploymentConfig"] = deployment_config
+            d["PendingDeploymentSummary"] = {"EndpointConfigName": config_name, "StartTime": time.time()}
 
         self.store.update("endpoint", name, change, status_key="EndpointStatus")
-        self.endpoints.deploy_async(name, config_name, updating=True)
+        self.endpoints.deploy_async(name, config_name, updating=True, plan=plan)
         return {"EndpointArn": doc["EndpointArn"]}
+
+    @staticmethod
+    def _plan(deployment_config: Any, config: dict[str, Any]) -> Any:
+        """The rollout plan of a DeploymentConfig for the fleet of endpoint config ``config``."""
+        variants = config["ProductionVariants"]
+        serverless = any(v.get("ServerlessConfig") for v in variants)
+        plan = plan_for(deployment_config, sum(int(v.get("InitialInstanceCount") or 1) for v in variants))
+        if serverless and plan.kind != "ALL_AT_ONCE":
+            raise validation(f"{plan.kind} traffic shifting is not supported for serverless endpoints; use "
+                             "ALL_AT_ONCE.")
+        return plan
 
     def update_endpoint_weights_and_capacities(self, p: dict[str, Any]) -> dict[str, Any]:
         name = _require(p, "EndpointName")

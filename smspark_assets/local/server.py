@@ -41,6 +41,7 @@ from smspark_assets.local.state import NotFound, StateStore
 from smspark_assets.local.training import TrainingRunner
 from smspark_assets.local.action_log import ActionLog
 from smspark_assets.local.services import load_apis
+from smspark_assets.local.scores_api import API_PREFIX, handle_api_request  # SCORES-API
 from smspark_assets.local.credentials import load_or_create, role_credentials
 from smspark_assets.local.sigv4 import AuthFailure, loopback_host, verify
 from smspark_assets.local.wire import (FileSlice, JsonTargetApi, Request, Response, RestApi, credential_scope,
@@ -57,7 +58,8 @@ MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
 # The principal of the root credentials (the Dagster process, `smspark` commands) in the action log.
 ORCHESTRATOR = "orchestrator"
 # X-Amz-Target prefix -> the service name recorded in the action log (and used in IAM actions).
-_TARGET_SERVICES = {"AWSGlue": "glue", "AmazonAthena": "athena", "Logs_20140328": "logs"}
+_TARGET_SERVICES = {"AWSGlue": "glue", "AmazonAthena": "athena", "Logs_20140328": "logs",
+                    "GraniteServiceVersion20100801": "cloudwatch"}
 DEFAULT_MAX_CONCURRENT_TRAINING_JOBS = 2
 INTERRUPTED = (
     "InternalServerError: the local service stopped while the job was running "
@@ -357,6 +359,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps({"pid": os.getpid(), "root": str(service.layout.root), "url": service.url}).encode()
             self._send(200, body, "application/json")
             return
+        # --- SCORES-API (issue 14): API Gateway's scores API, authenticated by its API key, not SigV4. ---
+        if request.raw_path.startswith(API_PREFIX):
+            self._scores_api(request)
+            return
+        # --- end SCORES-API ---
         self._current = request
         # AUTH-PENDING: enabled once every API has landed (tests of in-flight APIs sign with "local").
         target = request.header("x-amz-target")
@@ -386,6 +393,24 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
                 "application/x-amz-json-1.1",
             )
+
+    def _scores_api(self, request: Request) -> None:
+        """SCORES-API: a request under ``API_PREFIX`` (see :mod:`smspark_assets.local.scores_api`)."""
+        if not loopback_host(request.header("host")):  # DNS rebinding: as for every other route
+            self._send(403, b'{"message":"Forbidden"}', "application/json", close=True)
+            return
+        # The API's methods take no body: read a small one to keep the connection in step, else close.
+        if request.content_length < 0 or request.content_length > 1024 * 1024:
+            self._send(413 if request.content_length > 0 else 400, b'{"message":"Request body not accepted"}',
+                       "application/json", close=True)
+            return
+        if request.content_length:
+            request.body()
+        query = self.path.partition("?")[2]
+        status, headers, body = handle_api_request(self.server.service, request.method, request.raw_path, query,
+                                                   request.headers)
+        content_type = headers.pop("Content-Type", "application/json")
+        write_response(self, status, b"" if request.method == "HEAD" else body, content_type, headers)
 
     def _authenticate(self, request: Request) -> bool:
         """Loopback ``Host`` and a valid SigV4 signature with this root's credentials; else answer the error."""
@@ -575,6 +600,9 @@ class _Handler(BaseHTTPRequestHandler):
         custom = self.headers.get("X-Amzn-SageMaker-Custom-Attributes")
         if custom:
             forward["X-Amzn-SageMaker-Custom-Attributes"] = custom
+        inference_id = self.headers.get("X-Amzn-SageMaker-Inference-Id")
+        if inference_id:  # recorded by data capture (eventMetadata.inferenceId)
+            forward["X-Amzn-SageMaker-Inference-Id"] = inference_id
         try:
             status, out_type, out, variant = self.server.service.endpoints.invoke(
                 endpoint, body, forward, self.headers.get("X-Amzn-SageMaker-Target-Variant")

@@ -21,6 +21,8 @@ TARGET_APIS = {
     "Logs_20140328": "smspark_assets.local.cloudwatch_logs:LogsApi",
     "AWSGlue": "smspark_assets.local.glue_api:GlueApi",
     "AmazonAthena": "smspark_assets.local.athena_api:AthenaApi",
+    # CloudWatch: boto3 1.44 sends JSON 1.0 with this target prefix (see cloudwatch_metrics.py)
+    "GraniteServiceVersion20100801": "smspark_assets.local.cloudwatch_metrics:CloudWatchApi",
 }
 
 
@@ -40,7 +42,7 @@ def load_apis(service: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     rest: dict[str, Any] = {}
     target: dict[str, Any] = {}
     service.rest_apis, service.target_apis = rest, target
-    for prefix in ("Logs_20140328", "AWSGlue", "AmazonAthena"):
+    for prefix in ("Logs_20140328", "AWSGlue", "AmazonAthena", "GraniteServiceVersion20100801"):
         api = _load(TARGET_APIS[prefix], service)
         if api is not None:
             target[prefix] = api

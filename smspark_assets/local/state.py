@@ -17,7 +17,16 @@ from typing import Any, Callable, Iterator
 
 from smspark_assets.local.private_files import FILE_MODE, create_private_file, private_dir, tighten
 
-KINDS = ("training-job", "model", "endpoint-config", "endpoint", "transform-job")
+KINDS = (
+    "training-job",
+    "model",
+    "endpoint-config",
+    "endpoint",
+    "transform-job",
+    "model-package-group",
+    "model-package",  # by "<group>/<version>" (versioned) or by name (unversioned)
+    "hyper-parameter-tuning-job",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (

@@ -7,6 +7,7 @@ environment; this module does, once, and only for settings.
 """
 
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from smspark_assets.resources.aws import DynamoDBResource, SageMakerResource
 from smspark_assets.resources.catalog import GlueAthenaCatalogResource
 from smspark_assets.resources.io_managers import DynamoDBTableIOManager, JsonObjectIOManager, ParquetObjectIOManager
 from smspark_assets.resources.spark import EmrServerlessSparkJobRunner
+from smspark_assets.resources.spark_emr_cluster import EmrClusterSparkJobRunner
 from smspark_assets.resources.storage import S3ObjectStoreResource
 
 # One-machine Spark for jobs on the stack's EMR: loopback only, UTC, few shuffle partitions, Arrow on.
@@ -48,6 +50,8 @@ class Settings:
     sagemaker_poll_seconds: float
     emr_poll_seconds: float
     athena_poll_seconds: float
+    # Which Spark runner: "emr-serverless", or "emr-cluster" (an existing cluster; ``emr`` names it).
+    spark_runner: str = "emr-serverless"
 
 
 def local_settings() -> Settings:
@@ -67,16 +71,28 @@ def local_settings() -> Settings:
 
 
 def aws_settings() -> Settings:
-    """Account-specific settings come from environment variables at launch (see the README)."""
+    """Account-specific settings come from environment variables at launch (see the README).
+
+    ``SMSPARK_EMR_CLUSTER_ID`` set: Spark jobs run as steps of that existing EMR cluster; otherwise on
+    the EMR Serverless application ``SMSPARK_EMR_APPLICATION_ID``.
+    """
+    if os.environ.get("SMSPARK_EMR_CLUSTER_ID"):
+        runner = "emr-cluster"
+        emr: dict[str, Any] = {"cluster_id": dg.EnvVar("SMSPARK_EMR_CLUSTER_ID"),
+                               "code_uri": dg.EnvVar("SMSPARK_CODE_URI")}
+    else:
+        runner = "emr-serverless"
+        emr = {"application_id": dg.EnvVar("SMSPARK_EMR_APPLICATION_ID"),
+               "execution_role_arn": dg.EnvVar("SMSPARK_EMR_EXECUTION_ROLE_ARN"),
+               "code_uri": dg.EnvVar("SMSPARK_CODE_URI")}
     return Settings(
         connection={"region_name": region()},
         bucket=dg.EnvVar("SMSPARK_BUCKET"),
         sagemaker_role_arn=dg.EnvVar("SMSPARK_SAGEMAKER_ROLE_ARN"),
-        emr={"application_id": dg.EnvVar("SMSPARK_EMR_APPLICATION_ID"),
-             "execution_role_arn": dg.EnvVar("SMSPARK_EMR_EXECUTION_ROLE_ARN"),
-             "code_uri": dg.EnvVar("SMSPARK_CODE_URI")},
+        emr=emr,
         athena_output=dg.EnvVar("SMSPARK_ATHENA_OUTPUT"),
         sagemaker_poll_seconds=30.0, emr_poll_seconds=5.0, athena_poll_seconds=1.0,
+        spark_runner=runner,
     )
 
 
@@ -88,8 +104,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     prefix = layout().io_manager_prefix
     return {
         "store": store,
-        "spark": EmrServerlessSparkJobRunner(**connection, **settings.emr, pipes_bucket=settings.bucket,
-                                             poll_seconds=settings.emr_poll_seconds),
+        "spark": (EmrClusterSparkJobRunner if settings.spark_runner == "emr-cluster" else EmrServerlessSparkJobRunner)(
+            **connection, **settings.emr, pipes_bucket=settings.bucket, poll_seconds=settings.emr_poll_seconds),
         "sagemaker": SageMakerResource(**connection, role_arn=settings.sagemaker_role_arn,
                                        poll_seconds=settings.sagemaker_poll_seconds),
         "dynamodb": dynamodb,

@@ -12,7 +12,14 @@ import pandas as pd
 import pyarrow as pa
 
 from smspark_assets.environment import s3_uri, split_s3_uri
+from smspark_assets.interruption import stopped_if_abandoned
 from smspark_assets.resources.aws import AwsServiceResource
+
+QUERY_ENDED = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+class AthenaQueryFailed(RuntimeError):
+    """An Athena query failed, was cancelled, or was stopped because its wait ended early."""
 
 
 def athena_type(dtype: pa.DataType) -> str:
@@ -92,6 +99,19 @@ class GlueAthenaCatalogResource(AwsServiceResource):
             if errors:
                 raise RuntimeError(f"Glue refused partitions of {self.database}.{name}: {errors}")
 
+    def _stop_query(self, athena: Any, qid: str, confirm_seconds: float = 10.0) -> str:
+        """Stop query ``qid`` unless it ended; wait briefly to see it CANCELLED. Returns what happened."""
+        state = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"]
+        if state in QUERY_ENDED:
+            return f"it had already ended {state}"
+        athena.stop_query_execution(QueryExecutionId=qid)
+        deadline = time.monotonic() + confirm_seconds
+        while True:
+            state = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"]
+            if state in QUERY_ENDED or time.monotonic() >= deadline:
+                return f"stopped it (now {state})"
+            time.sleep(min(self.poll_seconds, 1.0))
+
     def query(self, sql: str) -> pd.DataFrame:
         """Run Athena-dialect ``sql``; numbers come back as numbers. Fails with Athena's reason."""
         athena = self._client("athena")
@@ -101,16 +121,17 @@ class GlueAthenaCatalogResource(AwsServiceResource):
             kwargs["ResultConfiguration"] = {"OutputLocation": self.output_location}
         qid = athena.start_query_execution(**kwargs)["QueryExecutionId"]
         deadline = time.monotonic() + self.timeout_seconds
-        while True:
-            status = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
-            if status["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-                break
-            if time.monotonic() > deadline:
-                athena.stop_query_execution(QueryExecutionId=qid)
-                raise TimeoutError(f"Athena query {qid} ran longer than {self.timeout_seconds}s")
-            time.sleep(self.poll_seconds)
+        # A cancelled run, a poll that fails or the timeout stop the query: it would go on scanning.
+        with stopped_if_abandoned(f"Athena query {qid}", lambda: self._stop_query(athena, qid), AthenaQueryFailed):
+            while True:
+                status = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
+                if status["State"] in QUERY_ENDED:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"it ran longer than timeout_seconds={self.timeout_seconds}")
+                time.sleep(self.poll_seconds)
         if status["State"] != "SUCCEEDED":
-            raise RuntimeError(f"Athena query {qid} {status['State']}: {status.get('StateChangeReason', '')}")
+            raise AthenaQueryFailed(f"Athena query {qid} {status['State']}: {status.get('StateChangeReason', '')}")
         rows: list[list[str | None]] = []
         columns: list[str] = []
         for page in athena.get_paginator("get_query_results").paginate(QueryExecutionId=qid):

@@ -97,3 +97,16 @@ def ensure_bucket(s3: Any, bucket: str) -> None:
         except ClientError as create_exc:
             if create_exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                 raise
+
+
+def scores_api_access(root: str | Path, region: str) -> tuple[str, str]:
+    """The scores API of the stack of ``root`` (started when needed): ``(base URL with stage, API key)``.
+
+    The key is generated once per state root (0600), like the stack's credentials.
+    """
+    from smspark_assets.local.api_keys import load_or_create_api_key
+    from smspark_assets.local.layout import LocalLayout
+    from smspark_assets.local.scores_api import api_base_url
+
+    connection = connect(root, region)
+    return api_base_url(connection.url), load_or_create_api_key(LocalLayout.for_root(root)).value

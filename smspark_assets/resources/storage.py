@@ -7,11 +7,16 @@ filesystem, configured from the same connection.
 
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from smspark_assets.environment import s3_uri, split_s3_uri
 from smspark_assets.resources.aws import AwsServiceResource
+
+
+# The UUID Spark puts in every part file name of a write (``part-00000-<uuid>-c000.snappy.parquet``).
+_SPARK_WRITE_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -55,16 +60,27 @@ class S3ObjectStoreResource(AwsServiceResource):
                           ignore_prefixes=[".", "_"])
 
     def fingerprint(self, prefix_uri: str) -> str:
-        """A content hash of every data object under a prefix, independent of generated file names.
+        """A content fingerprint of the data objects under the folder ``prefix_uri``, from the listing alone.
 
-        Spark names part files with a per-write UUID, so the hash covers sizes and bytes in part order only.
+        Nothing is downloaded: each object counts by its folder relative to the prefix, its name without
+        Spark's per-write UUID (``part-00000-<uuid>-c000.csv`` -> ``part-00000--c000.csv``), its ETag and
+        its size, in key (so part) order. Identical content rewritten by Spark under new part names keeps
+        the fingerprint; changed content changes the ETag. Markers and Spark's work files (``_SUCCESS``,
+        ``_temporary/``, ``.crc``: any path segment starting with ``_`` or ``.``) do not count.
+
+        Caveat: an ETag is the MD5 of the content only for single-part uploads without SSE-KMS/SSE-C.
+        Multipart ETags depend on the part size, and SSE-KMS ETags are not content digests, so there the
+        same content can get a new fingerprint. That errs on the safe side (a retrain, never a stale model
+        adopted): a fingerprint never stays equal when the content changed.
         """
+        prefix = prefix_uri.rstrip("/") + "/"  # a folder: never a sibling such as train_old/
         digest = hashlib.sha256()
-        for info in self.list_objects(prefix_uri):
-            name = info.uri.rsplit("/", 1)[-1]
-            if name.startswith(("_", ".")):
+        for info in self.list_objects(prefix):
+            relative = info.uri[len(prefix):].split("/")
+            if any(part.startswith(("_", ".")) for part in relative):
                 continue
-            digest.update(self.read_bytes(info.uri))
+            name = "/".join([*relative[:-1], _SPARK_WRITE_UUID.sub("", relative[-1])])
+            digest.update(f"{name}\t{info.etag}\t{info.size}\n".encode())
         return digest.hexdigest()
 
     def list_prefixes(self, prefix_uri: str, start_after: str | None = None) -> list[str]:

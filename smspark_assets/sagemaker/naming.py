@@ -25,6 +25,7 @@ def sanitize(name: str) -> str:
 
 
 def content_hash(*parts: Any, length: int = 12) -> str:
+    """A short SHA-256 of ``parts`` as canonical JSON (keys sorted): equal inputs, equal hashes."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
 
@@ -40,3 +41,12 @@ def derived_name(base: str, suffix: str) -> str:
     """``<base>-<suffix>`` within 63 characters (e.g. an endpoint config named after its model)."""
     tail = "-" + sanitize(suffix)
     return sanitize(base)[: MAX_NAME - len(tail)].rstrip("-") + tail
+
+
+def endpoint_config_name(model_name: str, config: Any) -> str:
+    """``<model>-cfg-<hash>``: named after its model for people, and by a hash of the whole canonical
+    config (``config``: everything CreateEndpointConfig receives but the name) for correctness.
+
+    A config named after its model only would make a new instance type or count look "unchanged".
+    """
+    return derived_name(model_name, f"cfg-{content_hash(config, length=10)}")

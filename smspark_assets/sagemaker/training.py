@@ -6,19 +6,36 @@ re-attached to, and a failed one is retried under the next attempt suffix (names
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
+from smspark_assets.interruption import stopped_if_abandoned
 from smspark_assets.sagemaker.naming import deterministic_name
 
 MAX_ATTEMPTS = 3
+ENDED = ("Completed", "Failed", "Stopped")
+# Beyond MaxRuntimeInSeconds, a job still spends time starting, downloading and uploading: wait this
+# much longer before deciding the waiter gave up.
+WAIT_MARGIN_SECONDS = 3600
+# After StopTrainingJob, how long to wait to see the job Stopping (it says so within seconds).
+STOP_CONFIRM_SECONDS = 30.0
 
 
 class TrainingJobFailed(RuntimeError):
     """The training job ended Failed or Stopped; the message carries SageMaker's FailureReason."""
+
+
+def channel_prefix(uri: str) -> str:
+    """``uri`` as a folder prefix (ending with ``/``).
+
+    S3Prefix matches keys by prefix: ``s3://b/channels/train`` would also train on ``train_old/...`` or
+    ``training.csv``. Every channel the platform builds is a folder, so it always ends with ``/``.
+    """
+    return uri.rstrip("/") + "/"
 
 
 @dataclass(frozen=True)
@@ -66,7 +83,7 @@ class TrainingRequest:
                 {
                     "ChannelName": name,
                     "ContentType": ch.content_type,
-                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": ch.uri,
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": channel_prefix(ch.uri),
                                                     "S3DataDistributionType": ch.distribution}},
                 }
                 for name, ch in self.channels.items()
@@ -101,14 +118,53 @@ def describe_job(sm, name: str) -> dict[str, Any] | None:
         raise
 
 
-def _wait(sm, name: str, poll_seconds: float) -> dict[str, Any]:
-    waiter = sm.get_waiter("training_job_completed_or_stopped")
-    try:
-        waiter.wait(TrainingJobName=name,
-                    WaiterConfig={"Delay": max(1, int(poll_seconds)), "MaxAttempts": 100000})
-    except Exception:  # the waiter raises on Failed; describe below tells why
-        pass
-    return sm.describe_training_job(TrainingJobName=name)
+def stop_training_job(sm, name: str, log: Callable[[str], None] = print,
+                      confirm_seconds: float = STOP_CONFIRM_SECONDS) -> str:
+    """Stop training job ``name`` unless it already ended, and wait briefly to see it Stopping.
+
+    Returns what happened, for the message of the exception that made us stop it.
+    """
+    status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+    if status in ENDED:
+        return f"training job {name} had already ended {status}"
+    if status != "Stopping":
+        log(f"stopping training job {name} ({status})")
+        sm.stop_training_job(TrainingJobName=name)
+    deadline = time.monotonic() + confirm_seconds
+    while True:
+        status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+        if status in ("Stopping", *ENDED) or time.monotonic() >= deadline:
+            return f"stopped training job {name} (now {status})"
+        time.sleep(1.0)
+
+
+def _wait(sm, name: str, poll_seconds: float, timeout_seconds: float,
+          log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Wait until job ``name`` ends and describe it.
+
+    A job that ended Failed or Stopped is returned (the caller reports its FailureReason). Anything else
+    that ends the wait early (the run is cancelled, the waiter gives up after ``timeout_seconds``, a poll
+    fails) stops the job first: nothing keeps billing unseen.
+    """
+    delay = max(1, int(poll_seconds))
+    attempts = max(1, math.ceil(timeout_seconds / delay))
+    with stopped_if_abandoned(f"training job {name}", lambda: stop_training_job(sm, name, log),
+                              TrainingJobFailed, log):
+        try:
+            sm.get_waiter("training_job_completed_or_stopped").wait(
+                TrainingJobName=name, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+        except WaiterError as exc:
+            # The waiter stops on Failed (a normal end, described below) but also when it gives up.
+            desc = sm.describe_training_job(TrainingJobName=name)
+            if desc["TrainingJobStatus"] not in ENDED:
+                raise TrainingJobFailed(f"waiting for training job {name} failed while it was "
+                                        f"{desc['TrainingJobStatus']}: {exc}") from exc
+            return desc
+        return sm.describe_training_job(TrainingJobName=name)
+
+
+def _timeout(max_runtime_seconds: int | None) -> float:
+    return float((max_runtime_seconds or 86400) + WAIT_MARGIN_SECONDS)
 
 
 def _result(desc: Mapping[str, Any], adopted: bool) -> TrainingResult:
@@ -140,7 +196,8 @@ def run_training_job(sm, request: TrainingRequest, poll_seconds: float = 30.0,
                 return _result(desc, adopted=True)
             if status in ("InProgress", "Stopping"):
                 log(f"re-attaching to running training job {name}")
-                desc = _wait(sm, name, poll_seconds)
+                desc = _wait(sm, name, poll_seconds,
+                             _timeout(desc.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")), log)
                 if desc["TrainingJobStatus"] == "Completed":
                     return _result(desc, adopted=True)
             log(f"training job {name} ended {desc['TrainingJobStatus']}: {desc.get('FailureReason', '')}; retrying")
@@ -148,7 +205,7 @@ def run_training_job(sm, request: TrainingRequest, poll_seconds: float = 30.0,
         started = time.monotonic()
         log(f"creating training job {name}")
         sm.create_training_job(**request.create_kwargs(name))
-        desc = _wait(sm, name, poll_seconds)
+        desc = _wait(sm, name, poll_seconds, _timeout(request.max_runtime_seconds), log)
         if desc["TrainingJobStatus"] != "Completed":
             raise TrainingJobFailed(
                 f"training job {name} ended {desc['TrainingJobStatus']}: "

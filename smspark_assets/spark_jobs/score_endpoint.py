@@ -6,7 +6,8 @@ the features), ``endpoint_url`` (the local service; ``None`` on AWS), ``region``
 ``max_payload_bytes`` (default and maximum 5 MiB), ``id_column`` (``application_id``), ``model_name``
 (recorded in every row; default the endpoint name), ``passthrough_columns`` (copied from the features;
 default: whichever of ``application_date``, ``split``, ``defaulted_12m`` exist), ``max_concurrency``
-(requests in flight per Spark task, default 4), ``rows_per_batch`` (Arrow batch size, default 10,000).
+(requests in flight per Spark task, default 4), ``rows_per_batch`` (Arrow batch size, default 10,000),
+``run_id`` (names the staging folder; default a random one).
 
 Executors call ``InvokeEndpoint`` (``text/csv`` in and out: XGBoost keeps CSV) from ``mapInArrow``
 through :class:`~smspark_assets.spark_jobs.endpoint_client.EndpointScorer`, built on the shared
@@ -16,7 +17,11 @@ SageMaker-Spark layer of :mod:`smspark_assets.sagemaker`: rows are serialized ve
 ``XGBoostCSVDeserializer``, which checks there is exactly one prediction per row before predictions are
 matched to rows by position. Output columns: the id, the passthrough columns, ``prediction`` (double),
 ``model_name``, ``scored_at`` (one UTC timestamp per run) and ``dt``; only the given partitions are
-overwritten.
+replaced, and only after every day was scored and written to a staging prefix
+(:func:`~smspark_assets.spark_jobs.storage.stage_partitions`): a failed re-run (an endpoint error, a
+count mismatch) leaves the previous scores of every day as they were. A day with no feature rows is
+scored as 0 rows: its partition holds one 0-row Parquet file with the scores' schema, and the
+metadata names it in ``empty_days`` and ``warnings``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ def score_endpoint(
     passthrough_columns: list[str] | None = None,
     max_concurrency: int = 4,
     rows_per_batch: int = 10_000,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Score ``partitions`` through ``endpoint_name``; return the metadata (rows per dt, requests, rows/s)."""
     parts = storage.validate_partitions(partitions)
@@ -124,7 +130,7 @@ def score_endpoint(
 
     t0 = time.perf_counter()
     scored = source.mapInArrow(score_partition, out_schema)
-    storage.overwrite_partitions(scored, output_prefix, parts, "parquet", sort_by=[id_column])
+    storage.replace_partitions(scored, output_prefix, parts, "parquet", sort_by=[id_column], run_id=run_id)
     elapsed = time.perf_counter() - t0
 
     present = [d for d in parts if storage.exists(spark, storage.partition_location(output_prefix, d))]
@@ -136,10 +142,13 @@ def score_endpoint(
         got = {r["dt"]: int(r["count"]) for r in written.groupBy("dt").count().collect()}
     rows_by_dt = {d: got.get(d, 0) for d in parts}
     rows = sum(rows_by_dt.values())
+    empty_days = [d for d in parts if rows_by_dt[d] == 0]
     return {
         "partitions": parts,
         "rows_scored": rows,
         "rows_scored_by_dt": rows_by_dt,
+        "empty_days": empty_days,
+        "warnings": [f"dt={d}: no feature rows; 0 rows scored" for d in empty_days],
         "requests": int(requests_acc.value),
         "payload_bytes": int(bytes_acc.value),
         "rows_per_s": round(rows / elapsed, 1) if elapsed > 0 else None,

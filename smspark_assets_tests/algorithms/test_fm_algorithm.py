@@ -11,7 +11,7 @@ from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import ChannelError, HyperparameterError, UnsupportedContentType
 from algorithm_job_folders import make_job
 from smspark_assets.local.algorithms.common_metrics import roc_auc
-from smspark_assets.local.algorithms.common_model import MODEL_FILE
+from smspark_assets.sagemaker.artifacts import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records
 from algorithm_synthetic_data import interactions
 from smspark_assets.sagemaker import recordio

@@ -12,7 +12,8 @@ from sklearn.datasets import make_blobs
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import (BadRequest, ChannelError, HyperparameterError, UnsupportedContentType)
 from algorithm_job_folders import make_job
-from smspark_assets.local.algorithms.common_model import MODEL_FILE
+from smspark_assets.sagemaker import mxnet_ndarray
+from smspark_assets.sagemaker.artifacts import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records
 from smspark_assets.local.algorithms.kmeans import assign
 from smspark_assets.sagemaker import recordio
@@ -74,8 +75,9 @@ def test_kmeans_trains_close_to_scikit_learn(tmp_path, blobs, content_type):
                    {"train": (blobs, None), "test": (blobs, None)}, content_type=content_type)
     KM.train(env)
     assert (env.model_dir / MODEL_FILE).exists()
-    centroids = np.load(env.model_dir / MODEL_FILE)["centroids"]
-    assert centroids.shape == (4, 6)
+    # SageMaker's layout: an unnamed NDArray list of one float32 (k, feature_dim) array.
+    (centroids,) = mxnet_ndarray.loads((env.model_dir / MODEL_FILE).read_bytes())
+    assert centroids.shape == (4, 6) and centroids.dtype == np.float32
     ours = float(assign(blobs.astype(np.float64), centroids.astype(np.float64))[1].sum())
     reference = SkKMeans(4, n_init=1, random_state=0).fit(blobs).inertia_
     assert ours <= reference * 1.02
@@ -99,7 +101,7 @@ def test_kmeans_options_change_training(tmp_path, blobs):
                               "local_lloyd_num_trials": 2, "local_lloyd_init_method": "kmeans++"},
                    {"train": (blobs, None)})
     KM.train(env)
-    centroids = np.load(env.model_dir / MODEL_FILE)["centroids"]
+    (centroids,) = mxnet_ndarray.loads((env.model_dir / MODEL_FILE).read_bytes())
     reference = SkKMeans(4, n_init=1, random_state=0).fit(blobs).inertia_
     assert float(assign(blobs.astype(np.float64), centroids.astype(np.float64))[1].sum()) <= reference * 1.05
 

@@ -10,7 +10,8 @@ import pytest
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import BadRequest, HyperparameterError
 from algorithm_job_folders import make_job
-from smspark_assets.local.algorithms.common_model import MODEL_FILE
+from smspark_assets.sagemaker import mxnet_ndarray
+from smspark_assets.sagemaker.artifacts import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records
 from algorithm_synthetic_data import documents
 from smspark_assets.sagemaker import recordio
@@ -48,10 +49,11 @@ def test_lda_recovers_topics(tmp_path, content_type):
     channels = {"train": (x[:600], None), "test": (x[600:], None)}
     env = make_job(tmp_path, {**BASE, "max_restarts": 3, "tol": "1e-4"}, channels, content_type=content_type)
     LDA.train(env)
-    with np.load(env.model_dir / MODEL_FILE) as model:
-        beta, alpha = model["beta"], model["alpha"]
-    assert beta.shape == (3, 60) and alpha.shape == (3,)
-    np.testing.assert_allclose(beta.sum(axis=1), 1.0)
+    # SageMaker's layout: an unnamed NDArray list [alpha, beta] of float32.
+    alpha, beta = mxnet_ndarray.loads((env.model_dir / MODEL_FILE).read_bytes())
+    assert beta.shape == (3, 60) and alpha.shape == (3,) and beta.dtype == np.float32
+    beta = beta.astype(np.float64)
+    np.testing.assert_allclose(beta.sum(axis=1), 1.0, rtol=1e-5)
     unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
     cosine = unit(beta) @ unit(corpus.topics).T
     assert cosine.max(axis=0).min() >= 0.9

@@ -12,7 +12,7 @@ from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import BadRequest, ChannelError, HyperparameterError, UnsupportedContentType
 from algorithm_job_folders import make_job
 from smspark_assets.local.algorithms.common_metrics import roc_auc
-from smspark_assets.local.algorithms.common_model import MODEL_FILE
+from smspark_assets.sagemaker.artifacts import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records
 from smspark_assets.local.algorithms.linear_learner import choose_threshold
 from smspark_assets.sagemaker import recordio

@@ -12,7 +12,8 @@ from sklearn.datasets import load_digits
 from smspark_assets.local.algorithms import get_algorithm
 from smspark_assets.local.algorithms.base import BadRequest, HyperparameterError
 from algorithm_job_folders import make_job
-from smspark_assets.local.algorithms.common_model import MODEL_FILE
+from smspark_assets.sagemaker import mxnet_ndarray
+from smspark_assets.sagemaker.artifacts import MODEL_FILE
 from smspark_assets.local.algorithms.common_recordio import encode_records
 from smspark_assets.sagemaker import recordio
 
@@ -44,6 +45,12 @@ def test_pca_refuses_invalid_hyperparameters(raw, fragment):
     assert fragment in str(info.value)
 
 
+def _model_file(env) -> dict[str, np.ndarray]:
+    model = mxnet_ndarray.loads((env.model_dir / MODEL_FILE).read_bytes())
+    assert isinstance(model, dict)
+    return model
+
+
 def _reference(x: np.ndarray, k: int):
     xc = x.astype(np.float64) - x.astype(np.float64).mean(axis=0)
     _, s, vt = np.linalg.svd(xc, full_matrices=False)
@@ -55,20 +62,21 @@ def _reference(x: np.ndarray, k: int):
 def test_pca_exact_modes_equal_svd(tmp_path, digits, mode, content_type):
     env = make_job(tmp_path, {**BASE, "algorithm_mode": mode}, {"train": (digits, None)}, content_type=content_type)
     PCA.train(env)
-    with np.load(env.model_dir / MODEL_FILE) as model:
-        v, s, mean, ev = model["v"], model["s"], model["mean"], model["explained_variance"]
+    model = _model_file(env)
+    v, s, mean = model["v"], model["s"], model["mean"]
     s_ref, v_ref, _ = _reference(digits, 5)
-    # Largest component last, as SageMaker's model file.
+    # SageMaker's layout: an MXNet NDArray dict of float32, largest component last.
+    assert set(model) == {"mean", "v", "s"} and v.dtype == np.float32
+    assert v.shape == (digits.shape[1], 5) and s.shape == (5,) and mean.shape == (1, digits.shape[1])
     np.testing.assert_allclose(s[::-1], s_ref, rtol=1e-4)
-    np.testing.assert_allclose(ev[::-1], s_ref ** 2 / (len(digits) - 1), rtol=1e-4)
     np.testing.assert_allclose(np.abs(v[:, ::-1]), np.abs(v_ref), atol=1e-4)
-    np.testing.assert_allclose(mean, digits.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(mean[0], digits.mean(axis=0), atol=1e-4)
 
 
 def test_pca_randomized_captures_variance(tmp_path, digits):
     env = make_job(tmp_path, {**BASE, "num_components": 10, "algorithm_mode": "randomized"}, {"train": (digits, None)})
     PCA.train(env)
-    v = np.load(env.model_dir / MODEL_FILE)["v"]
+    v = _model_file(env)["v"].astype(np.float64)
     _, v_ref, xc = _reference(digits, 10)
     assert ((xc @ v) ** 2).sum() / ((xc @ v_ref) ** 2).sum() >= 0.99
 
@@ -78,9 +86,9 @@ def test_pca_without_mean_and_sparse_input(tmp_path):
     env = make_job(tmp_path, {"feature_dim": 20, "num_components": 3, "mini_batch_size": 64, "subtract_mean": "False"},
                    {"train": (x, None)}, content_type="application/x-recordio-protobuf")
     PCA.train(env)
-    with np.load(env.model_dir / MODEL_FILE) as model:
-        assert "mean" not in model.files
-        v = model["v"]
+    model = _model_file(env)
+    assert "mean" not in model
+    v = model["v"]
     _, _, vt = np.linalg.svd(x.toarray().astype(np.float64), full_matrices=False)
     np.testing.assert_allclose(np.abs(v[:, ::-1]), np.abs(vt[:3].T), atol=1e-4)
 
@@ -89,8 +97,8 @@ def test_pca_serves_projections(tmp_path, digits):
     env = make_job(tmp_path, BASE, {"train": (digits, None)})
     PCA.train(env)
     predictor = PCA.load(env.model_dir)
-    with np.load(env.model_dir / MODEL_FILE) as model:
-        expected = (digits[:4].astype(np.float64) - model["mean"]) @ model["v"]
+    model = _model_file(env)
+    expected = (digits[:4].astype(np.float64) - model["mean"].astype(np.float64)) @ model["v"].astype(np.float64)
     bodies = {
         "text/csv": "\n".join(",".join(str(float(v)) for v in r) for r in digits[:4]).encode(),
         "application/json": json.dumps({"instances": [{"features": r.tolist()} for r in digits[:4]]}).encode(),

@@ -5,7 +5,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from smspark_assets.sagemaker.endpoints import deploy_model
+from smspark_assets.sagemaker.endpoints import EndpointSettings, deploy_model
+from smspark_assets.sagemaker.naming import endpoint_config_name
 from smspark_assets.sagemaker.images import builtin_algorithm, image_uri
 from smspark_assets.sagemaker.training import Channel, TrainingJobFailed, TrainingRequest, ensure_model, run_training_job
 
@@ -37,7 +38,7 @@ def test_training_request_is_what_sagemaker_expects() -> None:
     kwargs = request.create_kwargs(request.job_name())
     assert kwargs["AlgorithmSpecification"] == {"TrainingImage": request.image, "TrainingInputMode": "File"}
     assert [c["ChannelName"] for c in kwargs["InputDataConfig"]] == ["train", "validation"]
-    assert kwargs["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://demo/channels/train"
+    assert kwargs["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://demo/channels/train/"
     assert request.job_name() == _request().job_name()
     assert request.job_name() != _request(fingerprint="fp-2").job_name() != _request(eta="0.2").job_name()
 
@@ -59,9 +60,9 @@ def test_training_is_adopted_when_the_same_job_completed() -> None:
 def test_endpoint_is_created_then_left_alone() -> None:
     sm = boto3.client("sagemaker")
     ensure_model(sm, "model-a", _request().image, "s3://demo/models/a/model.tar.gz", ROLE)
-    created = deploy_model(sm, "credit-default", "model-a", "ml.m5.xlarge", poll_seconds=0.01, log=lambda _: None)
+    created = deploy_model(sm, "credit-default", "model-a", EndpointSettings("ml.m5.xlarge"), poll_seconds=0.01, log=lambda _: None)
     assert (created.action, created.status) == ("created", "InService")
-    again = deploy_model(sm, "credit-default", "model-a", "ml.m5.xlarge", poll_seconds=0.01, log=lambda _: None)
+    again = deploy_model(sm, "credit-default", "model-a", EndpointSettings("ml.m5.xlarge"), poll_seconds=0.01, log=lambda _: None)
     assert again.action == "unchanged"
     config = sm.describe_endpoint_config(EndpointConfigName=created.config_name)
     assert config["ProductionVariants"][0]["ModelName"] == "model-a"
@@ -70,18 +71,19 @@ def test_endpoint_is_created_then_left_alone() -> None:
 def test_a_new_model_updates_the_existing_endpoint() -> None:
     """moto has no UpdateEndpoint: the Stubber plays SageMaker for the update path."""
     sm = boto3.client("sagemaker")
+    cfg = endpoint_config_name("model-b", EndpointSettings("ml.m5.xlarge").config_request("model-b"))
     not_found = {"service_error_code": "ValidationException", "service_message": "Could not find endpoint config"}
     with Stubber(sm) as stub:
         stub.add_client_error("describe_endpoint_config", **not_found)
         stub.add_response("create_endpoint_config",
-                          {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/model-b-cfg"})
+                          {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/" + cfg})
         stub.add_response("describe_endpoint", _endpoint("old-cfg", "InService"), {"EndpointName": "credit-default"})
         stub.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/credit-default"},
-                          {"EndpointName": "credit-default", "EndpointConfigName": "model-b-cfg"})
-        stub.add_response("describe_endpoint", _endpoint("model-b-cfg", "InService"), {"EndpointName": "credit-default"})
-        stub.add_response("describe_endpoint", _endpoint("model-b-cfg", "InService"), {"EndpointName": "credit-default"})
-        result = deploy_model(sm, "credit-default", "model-b", "ml.m5.xlarge", poll_seconds=0.01, log=lambda _: None)
-    assert result.action == "updated" and result.config_name == "model-b-cfg"
+                          {"EndpointName": "credit-default", "EndpointConfigName": cfg})
+        stub.add_response("describe_endpoint", _endpoint(cfg, "InService"), {"EndpointName": "credit-default"})
+        stub.add_response("describe_endpoint", _endpoint(cfg, "InService"), {"EndpointName": "credit-default"})
+        result = deploy_model(sm, "credit-default", "model-b", EndpointSettings("ml.m5.xlarge"), poll_seconds=0.01, log=lambda _: None)
+    assert result.action == "updated" and result.config_name == cfg
 
 
 def test_a_failed_training_job_raises_its_failure_reason() -> None:

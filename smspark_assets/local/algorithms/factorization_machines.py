@@ -14,7 +14,8 @@ Losses: squared (``regressor``) and logistic (``binary_classifier``, labels 0/1)
 
 Metrics on ``test``: ``test:rmse`` (regressor); ``test:binary_classification_accuracy``,
 ``test:binary_classification_cross_entropy`` and ``test:binary_f_beta`` at threshold 0.5 (binary).
-``model_algo-1`` holds ``w0``, ``w`` and ``v``. Inference (``application/json``, ``application/jsonlines``
+``model_algo-1`` is SageMaker's zip of ``symbol.json`` and ``params`` (``arg:w0_weight``,
+``arg:w1_weight`` (feature_dim x 1), ``arg:v``). Inference (``application/json``, ``application/jsonlines``
 or recordIO-protobuf in; no CSV, as in SageMaker) answers ``score`` (probability for the binary
 classifier) and ``predicted_label``.
 """
@@ -34,7 +35,9 @@ from smspark_assets.local.algorithms.base import ChannelError, TrainingEnvironme
 from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_io import JSON, JSONLINES, RECORDIO
 from smspark_assets.local.algorithms.common_metrics import log_loss, log_metric, precision_recall_fbeta
-from smspark_assets.local.algorithms.common_model import load_model, save_model
+from smspark_assets.local.algorithms.common_model import read_model_file, write_model_file
+from smspark_assets.sagemaker.algorithms.module_artifacts import (FMArtifact, read_factorization_machines,
+                                                                  write_factorization_machines)
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
 from smspark_assets.sagemaker.algorithms.factorization_machines import BINARY, CONTRACT, NAME, REGRESSOR
 
@@ -231,15 +234,16 @@ class FactorizationMachines:
         train = self._channel(env, "train", hp, common_io.DEFAULT_CACHE_BYTES if hp["epochs"] > 1 else 0)
         model = self.fit(hp, train, env.log)
         env.log(f"factorization-machines: trained in {time.perf_counter() - started:.2f}s")
-        save_model(env.model_dir, NAME, {"w0": np.array([model.w0]), "w": model.w, "v": model.v},
-                   {"predictor_type": model.kind, "hyperparameters": dict(hp)})
+        write_model_file(env.model_dir, write_factorization_machines(
+            FMArtifact(w0=model.w0, w=model.w, v=model.v, predictor_type=model.kind)))
         if env.has_channel("test"):
             for metric, value in self.evaluate(model, self._channel(env, "test", hp, 0).batches()).items():
                 log_metric(env, "test", metric, value)
 
     def load(self, model_dir: Path) -> FMModel:
-        arrays, meta = load_model(model_dir, NAME)
-        return FMModel(meta["predictor_type"], float(arrays["w0"][0]), arrays["w"], arrays["v"])
+        artifact = read_model_file(model_dir, read_factorization_machines)
+        return FMModel(artifact.predictor_type, artifact.w0, artifact.w.astype(np.float64),
+                       artifact.v.astype(np.float64))
 
 
 ALGORITHM = FactorizationMachines()

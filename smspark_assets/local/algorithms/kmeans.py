@@ -13,8 +13,8 @@ Training (DG "How K-means clustering works"):
    the trial with the lowest weighted cost wins.
 
 Memory is one mini-batch plus K centers, whatever the channel size. With a ``test`` channel the job
-reports ``test:msd`` and/or ``test:ssd`` (``eval_metrics``). The model file ``model_algo-1`` holds
-``centroids`` (k x feature_dim). Inference answers ``closest_cluster`` (0-based, as a float) and
+reports ``test:msd`` and/or ``test:ssd`` (``eval_metrics``). The model file ``model_algo-1`` is
+SageMaker's: an MXNet NDArray list of one float32 array, the centroids (k x feature_dim). Inference answers ``closest_cluster`` (0-based, as a float) and
 ``distance_to_cluster`` (Euclidean distance to that centroid).
 """
 
@@ -32,7 +32,8 @@ from smspark_assets.local.algorithms import common_io
 from smspark_assets.local.algorithms.base import AlgorithmError, ChannelError, TrainingEnvironment
 from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_metrics import log_metric
-from smspark_assets.local.algorithms.common_model import load_model, save_model
+from smspark_assets.local.algorithms.common_model import read_model_file, write_model_file
+from smspark_assets.sagemaker.artifacts import read_kmeans, write_kmeans
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
 from smspark_assets.sagemaker.algorithms.kmeans import CONTRACT, NAME
 
@@ -277,8 +278,7 @@ class KMeans:
 
         centroids = self.fit_stream(hp, epoch, rng)
         env.log(f"kmeans: {channel.rows_seen} records, k={hp['k']}, trained in {time.perf_counter() - started:.2f}s")
-        save_model(env.model_dir, NAME, {"centroids": centroids.astype(np.float32)},
-                   {"hyperparameters": dict(hp), "feature_dim": hp["feature_dim"]})
+        write_model_file(env.model_dir, write_kmeans(centroids))
         if env.has_channel("test"):
             self._evaluate(env, hp, centroids)
 
@@ -296,8 +296,7 @@ class KMeans:
             log_metric(env, "test", "msd", ssd / n)
 
     def load(self, model_dir: Path) -> KMeansPredictor:
-        arrays, _ = load_model(model_dir, NAME)
-        return KMeansPredictor(arrays["centroids"])
+        return KMeansPredictor(read_model_file(model_dir, read_kmeans))
 
 
 ALGORITHM = KMeans()

@@ -18,9 +18,9 @@ online steps each) and the one with the best per-word log-likelihood is kept. Pa
 per-word log-likelihood improves by less than 0.1 % (relative) between passes, at most ``PASS_LIMIT``.
 
 Metric: ``test:pwll``, the per-word log-likelihood of the ``test`` documents, ``sum(c_dw log(theta_d .
-beta_w)) / sum(c_dw)`` with ``theta_d`` inferred with the topics fixed. ``model_algo-1`` holds ``alpha``
-(per topic) and ``beta`` (num_topics x feature_dim, each row a topic's word distribution), as SageMaker's
-does. Inference answers ``{"predictions": [{"topic_mixture": [...]}]}`` per document.
+beta_w)) / sum(c_dw)`` with ``theta_d`` inferred with the topics fixed. ``model_algo-1`` is SageMaker's
+MXNet NDArray list ``[alpha (per topic), beta (num_topics x feature_dim, each row a topic's word
+distribution)]`` in float32. Inference answers ``{"predictions": [{"topic_mixture": [...]}]}`` per document.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from smspark_assets.local.algorithms import common_io
 from smspark_assets.local.algorithms.base import ChannelError, TrainingEnvironment
 from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_metrics import log_metric
-from smspark_assets.local.algorithms.common_model import load_model, save_model
+from smspark_assets.local.algorithms.common_model import read_model_file, write_model_file
+from smspark_assets.sagemaker.artifacts import LDAArtifact, read_lda, write_lda
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
-from smspark_assets.sagemaker.algorithms.lda import CONTRACT, NAME
+from smspark_assets.sagemaker.algorithms.lda import CONTRACT, HYPERPARAMETERS, NAME
 
 # Online-learning schedule (Hoffman et al.'s tau0 and kappa) and the pass limit: choices of this implementation.
 TAU0, KAPPA = 10.0, 0.7
@@ -67,7 +68,7 @@ def _batch_terms(x: sp.csr_matrix, exp_elog_beta: np.ndarray) -> tuple[np.ndarra
     return rows, exp_elog_beta[:, x.indices].T, x.data  # beta at each non-zero: (nnz, K)
 
 
-def e_step(x: sp.csr_matrix, exp_elog_beta: np.ndarray, alpha: float, *, max_iter: int, tol: float,
+def e_step(x: sp.csr_matrix, exp_elog_beta: np.ndarray, alpha: float | np.ndarray, *, max_iter: int, tol: float,
            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-point updates of gamma for a batch; returns (gamma (b x K), sufficient stats (K x V)).
 
@@ -197,7 +198,8 @@ def _fit_lda(hp: Mapping[str, Any], epoch: "callable", n_docs: int, log) -> Onli
 
 class LDAPredictor:
     def __init__(self, alpha: np.ndarray, beta: np.ndarray, max_iter: int, tol: float) -> None:
-        self.alpha = float(alpha[0])
+        # Per topic: SageMaker's models keep the topics with the largest priors, so they differ.
+        self.alpha = np.asarray(alpha, dtype=np.float64)
         self.beta = beta
         self.exp_elog_beta = beta  # the served model uses the point estimate of the topics
         self.max_iter, self.tol = max_iter, tol
@@ -249,8 +251,7 @@ class LDA:
         model = fit_lda(hp, epoch, n_docs, env.log)
         env.log(f"lda: {n_docs} documents, trained in {time.perf_counter() - started:.2f}s")
         beta = model.beta()
-        save_model(env.model_dir, NAME, {"alpha": np.full(model.k, model.alpha), "beta": beta},
-                   {"hyperparameters": dict(hp), "documents": n_docs})
+        write_model_file(env.model_dir, write_lda(LDAArtifact(alpha=np.full(model.k, model.alpha), beta=beta)))
         if env.has_channel("test"):
             test = common_io.Channel(env.channel_dir("test"), env.content_type("test", common_io.RECORDIO),
                                      batch_size=hp["mini_batch_size"], name="test", feature_dim=hp["feature_dim"])
@@ -263,10 +264,12 @@ class LDA:
             log_metric(env, "test", "pwll", total_ll / max(total_words, 1.0))
 
     def load(self, model_dir: Path) -> LDAPredictor:
-        arrays, meta = load_model(model_dir, NAME)
-        hp = meta.get("hyperparameters", {})
-        return LDAPredictor(arrays["alpha"], arrays["beta"], int(hp.get("max_iterations", 1000)),
-                            float(hp.get("tol", 1e-8)))
+        # SageMaker's artifact holds only alpha and beta: inference runs the E-step with the contract's
+        # default max_iterations and tol, whatever the training job used.
+        model = read_model_file(model_dir, read_lda)
+        defaults = HYPERPARAMETERS.by_name
+        return LDAPredictor(model.alpha, model.beta, int(defaults["max_iterations"].default),
+                            float(defaults["tol"].default))
 
 
 ALGORITHM = LDA()

@@ -24,8 +24,9 @@ Training (DG "How Linear Learner works"):
 Metrics: ``validation:*`` and ``test:*`` forms of ``objective_loss``, ``binary_classification_accuracy``,
 ``binary_f_beta``, ``precision``, ``recall``, ``roc_auc_score``, ``mse``, ``rmse``, ``absolute_loss``,
 ``multiclass_accuracy``, ``multiclass_top_k_accuracy``, ``dcg``, ``macro_f_beta``, ``macro_precision``,
-``macro_recall``. ``model_algo-1`` holds the selected model with normalization folded in:
-``weights`` (feature_dim x outputs), ``bias`` and the threshold.
+``macro_recall``. ``model_algo-1`` is SageMaker's zip of an MXNet checkpoint holding the selected
+model with feature and label normalization folded in: ``arg:fc0_weight`` (outputs x feature_dim),
+``arg:fc0_bias``, plus predictor type, loss and threshold in ``additional-params.json``.
 
 Inference: binary ``{"score", "predicted_label"}`` (score = probability for logistic loss, raw margin
 for hinge loss), multiclass ``{"score": [per class], "predicted_label"}``, regressor ``{"score"}``.
@@ -48,7 +49,9 @@ from smspark_assets.local.algorithms.base import ChannelError, TrainingEnvironme
 from smspark_assets.local.algorithms.common_blas import single_blas_thread
 from smspark_assets.local.algorithms.common_metrics import (log_metric, precision_recall_fbeta, roc_auc,
                                                             threshold_sweep)
-from smspark_assets.local.algorithms.common_model import load_model, save_model
+from smspark_assets.local.algorithms.common_model import read_model_file, write_model_file
+from smspark_assets.sagemaker.algorithms.module_artifacts import (LinearLearnerArtifact, read_linear_learner,
+                                                                  write_linear_learner)
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
 from smspark_assets.sagemaker.algorithms.linear_learner import BINARY, CONTRACT, MULTICLASS, NAME, REGRESSOR
 
@@ -452,6 +455,15 @@ class LinearModel:
             return z / z.sum(axis=1, keepdims=True)
         return _sigmoid(raw) if self.loss == "logistic" else raw
 
+    def artifact(self) -> LinearLearnerArtifact:
+        """SageMaker's layout of this model: the label normalisation folded into weights and bias too."""
+        if self.kind == REGRESSOR:
+            weights, bias = self.weights * self.y_sigma, self.bias * self.y_sigma + self.y_mu
+        else:
+            weights, bias = self.weights, self.bias
+        return LinearLearnerArtifact(weights=weights, bias=bias, predictor_type=self.kind, loss=self.loss,
+                                     threshold=self.threshold)
+
     def outputs(self, x: np.ndarray | sp.csr_matrix) -> list[Output]:
         s = self.scores(x.astype(np.float64))
         if self.kind == REGRESSOR:
@@ -626,9 +638,7 @@ class LinearLearner:
                       if env.has_channel("validation") else None)
         model, _ = self.fit(hp, train, validation, env.log)
         env.log(f"linear-learner: trained in {time.perf_counter() - started:.2f}s")
-        save_model(env.model_dir, NAME, {"weights": model.weights, "bias": model.bias},
-                   {"predictor_type": model.kind, "loss": model.loss, "threshold": model.threshold,
-                    "y_mu": model.y_mu, "y_sigma": model.y_sigma, "hyperparameters": dict(hp)})
+        write_model_file(env.model_dir, write_linear_learner(model.artifact()))
         for name, channel in (("validation", validation),
                               ("test", self._channel(env, "test", hp, model.weights.shape[0], 0)
                                if env.has_channel("test") else None)):
@@ -640,11 +650,11 @@ class LinearLearner:
                 log_metric(env, name, metric, value)
 
     def load(self, model_dir: Path) -> LinearLearnerPredictor:
-        arrays, meta = load_model(model_dir, NAME)
-        return LinearLearnerPredictor(LinearModel(kind=meta["predictor_type"], loss=meta["loss"],
-                                                  weights=arrays["weights"], bias=arrays["bias"],
-                                                  threshold=float(meta["threshold"]), y_mu=float(meta["y_mu"]),
-                                                  y_sigma=float(meta["y_sigma"])))
+        artifact = read_model_file(model_dir, read_linear_learner)
+        return LinearLearnerPredictor(LinearModel(kind=artifact.predictor_type, loss=artifact.loss,
+                                                  weights=artifact.weights.astype(np.float64),
+                                                  bias=artifact.bias.astype(np.float64),
+                                                  threshold=artifact.threshold))
 
 
 def _objective(model: LinearModel, served: np.ndarray, y: np.ndarray, hp: Mapping[str, Any]) -> float:

@@ -10,9 +10,10 @@
   ``C Omega`` follows from ``S`` and the mean, and the Nystrom approximation
   ``C ~ (C Omega) (Omega^T C Omega)^+ (C Omega)^T`` gives the leading components.
 
-``subtract_mean=False`` skips centring. The model file ``model_algo-1`` holds, as SageMaker's does,
-``mean`` (when centring), ``v`` (feature_dim x num_components) and ``s`` (singular values) with the
-**largest component last**; ``explained_variance`` (``s^2 / (n - 1)``) is stored too.
+``subtract_mean=False`` skips centring. The model file ``model_algo-1`` is SageMaker's MXNet NDArray
+dict: ``mean`` (when centring), ``v`` (feature_dim x num_components) and ``s`` (singular values of the
+centred training matrix) with the **largest component last**; the component variances are
+``s^2 / (n - 1)`` (:meth:`smspark_assets.sagemaker.artifacts.PCAArtifact.explained_variance`).
 Inference answers ``{"projections": [{"projection": [...]}, ...]}``, the projection columns in the
 order of ``v``.
 """
@@ -29,7 +30,8 @@ import scipy.sparse as sp
 from smspark_assets.local.algorithms import common_io
 from smspark_assets.local.algorithms.base import AlgorithmError, ChannelError, TrainingEnvironment
 from smspark_assets.local.algorithms.common_blas import single_blas_thread
-from smspark_assets.local.algorithms.common_model import load_model, save_model
+from smspark_assets.local.algorithms.common_model import read_model_file, write_model_file
+from smspark_assets.sagemaker.artifacts import PCAArtifact, read_pca, write_pca
 from smspark_assets.local.algorithms.common_serving import Output, encode_response, parse_request
 from smspark_assets.sagemaker.algorithms.pca import CONTRACT, NAME
 
@@ -190,11 +192,11 @@ class PCA:
         arrays = fit_pca((b.features for b in channel.batches()), hp, hp["feature_dim"])
         env.log(f"pca: {channel.rows_seen} records, mode={hp['algorithm_mode']}, "
                 f"trained in {time.perf_counter() - started:.2f}s")
-        save_model(env.model_dir, NAME, arrays, {"hyperparameters": dict(hp), "records": channel.rows_seen})
+        write_model_file(env.model_dir, write_pca(PCAArtifact(v=arrays["v"], s=arrays["s"], mean=arrays.get("mean"))))
 
     def load(self, model_dir: Path) -> PCAPredictor:
-        arrays, _ = load_model(model_dir, NAME)
-        return PCAPredictor(arrays)
+        model = read_model_file(model_dir, read_pca)
+        return PCAPredictor({"v": model.v} if model.mean is None else {"v": model.v, "mean": model.mean})
 
 
 ALGORITHM = PCA()
