@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
 
     from smspark_assets.local import process
+    from smspark_assets.local.credentials import load_or_create
+    from smspark_assets.local.layout import LocalLayout
     from smspark_assets.local.algorithms import get_algorithm
 
     root = Path(tempfile.mkdtemp(prefix="smspark-bench-"))
@@ -86,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     (train_dir / "part-0.csv").write_bytes(csv_bytes(np.column_stack([y, x])))
 
     info = process.start(root)
+    # The stack verifies SigV4 with its root's generated credentials; boto3 reads them from the environment.
+    creds = load_or_create(LocalLayout.for_root(root))
+    os.environ.update(AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key)
     try:
         sm = boto3.client("sagemaker", endpoint_url=info.url)
         runtime = boto3.client("sagemaker-runtime", endpoint_url=info.url)

@@ -40,7 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from smspark_assets.local import process  # noqa: E402
+from smspark_assets.local import process
+from smspark_assets.local.credentials import load_or_create
+from smspark_assets.local.layout import LocalLayout  # noqa: E402
 
 BUCKET = "bench"
 CHUNK = 1 << 20
@@ -48,8 +50,7 @@ CHUNK = 1 << 20
 
 def client(url: str) -> Any:
     config = Config(max_pool_connections=16, retries={"max_attempts": 1})
-    return boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="local",
-                        aws_secret_access_key="local", config=config)
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1", config=config)
 
 
 def best_alternating(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -131,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     moto_url = f"http://127.0.0.1:{moto_server._server.server_port}"  # noqa: SLF001 - port=0 picks one
     root = Path(tempfile.mkdtemp(prefix="s3-bench-"))
     ours_url = process.start(root).url
+    # The stack verifies SigV4 with its root's generated credentials (moto accepts any): boto3 reads them here.
+    creds = load_or_create(LocalLayout.for_root(root))
+    os.environ.update(AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key)
     try:
         clients = {"ours": client(ours_url), "moto": client(moto_url)}
         for s3 in clients.values():

@@ -95,10 +95,15 @@ def deploy_on_local_service(root: Path, booster: Any, region: str) -> tuple[str,
 
     from smspark_assets.environment import local_path
     from smspark_assets.local import process
+    from smspark_assets.local.credentials import load_or_create
+    from smspark_assets.local.layout import LocalLayout
     from smspark_assets.sagemaker.endpoints import deploy_model
     from smspark_assets.sagemaker.images import image_uri
 
     url = process.ensure_running(root)
+    # The stack verifies SigV4 with its root's generated credentials; boto3 (here and in the job) reads them.
+    creds = load_or_create(LocalLayout.for_root(root))
+    os.environ.update(AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key)
     # The artifact exactly as the XGBoost container >= 1.3 writes it: model.tar.gz holding xgboost-model.
     model_bytes = bytes(booster.save_raw(raw_format="ubj"))
     buf = io.BytesIO()
@@ -109,8 +114,7 @@ def deploy_on_local_service(root: Path, booster: Any, region: str) -> tuple[str,
     target = local_path(MODEL_TAR)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(buf.getvalue())
-    sm = boto3.client("sagemaker", endpoint_url=url, region_name=region,
-                      aws_access_key_id="local", aws_secret_access_key="local")
+    sm = boto3.client("sagemaker", endpoint_url=url, region_name=region)
     model_name = "bench-xgb-model"
     sm.create_model(
         ModelName=model_name,

@@ -7,6 +7,7 @@ from smspark_assets.assets.custom_algorithm import credit_default_sklearn_endpoi
 from smspark_assets.assets.features import credit_features
 from smspark_assets.assets.outputs import credit_model_performance, credit_scores_dynamodb
 from smspark_assets.assets.raw import raw_credit_applications
+from smspark_assets.assets.scores_api_check import credit_scores_api_consistency
 from smspark_assets.assets.scoring import credit_scores
 from smspark_assets.assets.serving import credit_default_endpoint
 from smspark_assets.assets.training import credit_default_model, credit_training_channels
@@ -33,6 +34,7 @@ ASSETS = [
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
+        asset_checks=[credit_scores_api_consistency],
         jobs=[daily_scoring_job, training_job, algorithms_job],
         sensors=[raw_applications_sensor],
         schedules=[weekly_training_schedule],

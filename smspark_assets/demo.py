@@ -18,6 +18,7 @@ from smspark_assets.assets.outputs import LATEST_SCORES_TABLE
 from smspark_assets.assets.raw import RAW_APPLICATIONS
 from smspark_assets.assets.scoring import SCORES_TABLE
 from smspark_assets.datasets.credit import partition_uri, write_day
+from smspark_assets.assets.scores_api_check import credit_scores_api_consistency
 from smspark_assets.definitions import ASSETS
 from smspark_assets.environment import default_bucket, project_root
 from smspark_assets.resources.by_environment import resources_for
@@ -90,7 +91,7 @@ def _materialize(report: DemoReport, step: str, selection: list[Any], instance: 
     started = time.monotonic()
     # INFO shows what each asset does (jobs created or adopted, endpoints updated) without DEBUG events.
     config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
-    result = dg.materialize(ASSETS, selection=selection, instance=instance, resources=resources_for(),
+    result = dg.materialize([*ASSETS, credit_scores_api_consistency], selection=selection, instance=instance, resources=resources_for(),
                             tags=tags or {}, raise_on_error=False, run_config=config)
     report.seconds[step] = time.monotonic() - started
     report.results[step] = result

@@ -160,7 +160,8 @@ class EndpointScoresConfig(dg.Config):
          **{f"{m.key}_endpoint": dg.AssetIn(m.endpoint_asset_name) for m in DEMO_MODELS}},
 )
 def algorithm_endpoint_scores(context: dg.AssetExecutionContext, config: EndpointScoresConfig,
-                              sagemaker: SageMakerResource, **inputs: Any) -> dg.Output[dict[str, Any]]:
+                              sagemaker: SageMakerResource, store: ObjectStoreResource,
+                              **inputs: Any) -> dg.Output[dict[str, Any]]:
     """Every algorithm endpoint answering: a held-out sample of its data sent as recordIO-protobuf requests
     (at most 5 MiB each), the answers read into the algorithm's SageMaker-Spark output columns
     (closest_cluster/distance_to_cluster, score/predicted_label, projection, topic_mixture), and test
@@ -175,7 +176,7 @@ def algorithm_endpoint_scores(context: dg.AssetExecutionContext, config: Endpoin
         data = channels[source_key]
         figures = score_endpoint(
             sagemaker.runtime, endpoint["endpoint_name"], model, data["channels"][channel]["uri"],
-            config.sample_rows, config.max_request_bytes, channels[model.key])
+            config.sample_rows, config.max_request_bytes, channels[model.key], store.arrow_filesystem())
         results[model.key] = figures
         context.log.info(f"{endpoint['endpoint_name']}: {figures['summary']}")
     metadata: dict[str, Any] = {f"{key}__{name}": value for key, figs in results.items()

@@ -24,9 +24,9 @@ from smspark_assets.sagemaker.serializers import Features, RecordIOProtobufSeria
 from smspark_assets.sagemaker.spark_channels import read_recordio_channel
 
 
-def held_out_sample(channel_uri: str, rows: int) -> tuple[Features, np.ndarray | None]:
+def held_out_sample(channel_uri: str, rows: int, filesystem: Any = None) -> tuple[Features, np.ndarray | None]:
     """The first ``rows`` records of a recordIO channel: features (dense, or CSR when sparse) and labels."""
-    decoded = read_recordio_channel(channel_uri)
+    decoded = read_recordio_channel(channel_uri, filesystem)
     if "values" not in decoded.features:
         raise ValueError(f"{channel_uri} has no features['values'] tensor; keys: {sorted(decoded.features)}")
     column = decoded.features["values"]
@@ -101,9 +101,9 @@ def figures_for(model: DemoModel, columns: Mapping[str, np.ndarray], features: F
 
 
 def score_endpoint(runtime: Any, endpoint_name: str, model: DemoModel, channel_uri: str, sample_rows: int,
-                   max_request_bytes: int, data: Mapping[str, Any]) -> dict[str, Any]:
+                   max_request_bytes: int, data: Mapping[str, Any], filesystem: Any = None) -> dict[str, Any]:
     """Send the held-out sample to ``endpoint_name``; return figures, output columns and a summary line."""
-    features, labels = held_out_sample(channel_uri, sample_rows)
+    features, labels = held_out_sample(channel_uri, sample_rows, filesystem)
     records = RecordIOProtobufSerializer().serialize(features)
     deserializer = deserializer_for(model.algorithm, predictor_type=model.predictor_type)
 

@@ -41,7 +41,7 @@ from smspark_assets.local.state import NotFound, StateStore
 from smspark_assets.local.training import TrainingRunner
 from smspark_assets.local.action_log import ActionLog
 from smspark_assets.local.services import load_apis
-from smspark_assets.local.scores_api import API_PREFIX, handle_api_request  # SCORES-API
+from smspark_assets.local.scores_api import API_PREFIX, handle_api_request
 from smspark_assets.local.credentials import load_or_create, role_credentials
 from smspark_assets.local.sigv4 import AuthFailure, loopback_host, verify
 from smspark_assets.local.wire import (FileSlice, JsonTargetApi, Request, Response, RestApi, credential_scope,
@@ -359,13 +359,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps({"pid": os.getpid(), "root": str(service.layout.root), "url": service.url}).encode()
             self._send(200, body, "application/json")
             return
-        # --- SCORES-API (issue 14): API Gateway's scores API, authenticated by its API key, not SigV4. ---
+        # The scores API (API Gateway's, in front of DynamoDB) is authenticated by its API key, not SigV4.
         if request.raw_path.startswith(API_PREFIX):
             self._scores_api(request)
             return
-        # --- end SCORES-API ---
         self._current = request
-        # AUTH-PENDING: enabled once every API has landed (tests of in-flight APIs sign with "local").
+        if not self._authenticate(request):
+            return
         target = request.header("x-amz-target")
         prefix, _, operation = target.partition(".")
         rest = service.rest_apis.get(request.service)
@@ -395,7 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _scores_api(self, request: Request) -> None:
-        """SCORES-API: a request under ``API_PREFIX`` (see :mod:`smspark_assets.local.scores_api`)."""
+        """The scores API: a request under ``API_PREFIX`` (see :mod:`smspark_assets.local.scores_api`)."""
         if not loopback_host(request.header("host")):  # DNS rebinding: as for every other route
             self._send(403, b'{"message":"Forbidden"}', "application/json", close=True)
             return

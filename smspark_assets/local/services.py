@@ -28,13 +28,7 @@ TARGET_APIS = {
 
 def _load(spec: str, service: Any) -> Any:
     module_name, _, class_name = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:  # TODO(one code path): drop once every API module exists
-        if exc.name == module_name:
-            return None
-        raise
-    return getattr(module, class_name)(service)
+    return getattr(importlib.import_module(module_name), class_name)(service)
 
 
 def load_apis(service: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -43,11 +37,7 @@ def load_apis(service: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     target: dict[str, Any] = {}
     service.rest_apis, service.target_apis = rest, target
     for prefix in ("Logs_20140328", "AWSGlue", "AmazonAthena", "GraniteServiceVersion20100801"):
-        api = _load(TARGET_APIS[prefix], service)
-        if api is not None:
-            target[prefix] = api
+        target[prefix] = _load(TARGET_APIS[prefix], service)
     for name in ("s3", "emr-serverless"):
-        api = _load(REST_APIS[name], service)
-        if api is not None:
-            rest[name] = api
+        rest[name] = _load(REST_APIS[name], service)
     return rest, target

@@ -21,6 +21,7 @@ from smspark_assets.resources.catalog import GlueAthenaCatalogResource
 from smspark_assets.resources.io_managers import DynamoDBTableIOManager, JsonObjectIOManager, ParquetObjectIOManager
 from smspark_assets.resources.spark import EmrServerlessSparkJobRunner
 from smspark_assets.resources.spark_emr_cluster import EmrClusterSparkJobRunner
+from smspark_assets.resources.scores_api import ScoresApiResource
 from smspark_assets.resources.storage import S3ObjectStoreResource
 
 # One-machine Spark for jobs on the stack's EMR: loopback only, UTC, few shuffle partitions, Arrow on.
@@ -52,6 +53,12 @@ class Settings:
     athena_poll_seconds: float
     # Which Spark runner: "emr-serverless", or "emr-cluster" (an existing cluster; ``emr`` names it).
     spark_runner: str = "emr-serverless"
+    # Where Dagster Pipes exchanges context and messages with Spark jobs (its own bucket on AWS: dagster-aws
+    # writes under random prefixes at the bucket root, which no prefix-scoped policy of the data bucket allows).
+    pipes_bucket: Any = None
+    athena_workgroup: Any = "primary"
+    # The scores API (API Gateway): URL and key on AWS; the stack's own locally.
+    scores_api: dict[str, Any] | None = None
 
 
 def local_settings() -> Settings:
@@ -67,6 +74,7 @@ def local_settings() -> Settings:
              "spark_conf": LOCAL_SPARK_CONF},
         athena_output=s3_uri(bucket, "athena"),
         sagemaker_poll_seconds=1.0, emr_poll_seconds=1.0, athena_poll_seconds=0.2,
+        scores_api={"local_stack_root": root, "region_name": region()},
     )
 
 
@@ -93,6 +101,9 @@ def aws_settings() -> Settings:
         athena_output=dg.EnvVar("SMSPARK_ATHENA_OUTPUT"),
         sagemaker_poll_seconds=30.0, emr_poll_seconds=5.0, athena_poll_seconds=1.0,
         spark_runner=runner,
+        pipes_bucket=dg.EnvVar("SMSPARK_PIPES_BUCKET"),
+        athena_workgroup=os.environ.get("SMSPARK_ATHENA_WORKGROUP", "primary"),
+        scores_api={"url": dg.EnvVar("SMSPARK_SCORES_API_URL"), "api_key": dg.EnvVar("SMSPARK_SCORES_API_KEY")},
     )
 
 
@@ -105,12 +116,15 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "store": store,
         "spark": (EmrClusterSparkJobRunner if settings.spark_runner == "emr-cluster" else EmrServerlessSparkJobRunner)(
-            **connection, **settings.emr, pipes_bucket=settings.bucket, poll_seconds=settings.emr_poll_seconds),
+            **connection, **settings.emr, pipes_bucket=settings.pipes_bucket or settings.bucket,
+            poll_seconds=settings.emr_poll_seconds),
         "sagemaker": SageMakerResource(**connection, role_arn=settings.sagemaker_role_arn,
                                        poll_seconds=settings.sagemaker_poll_seconds),
         "dynamodb": dynamodb,
         "catalog": GlueAthenaCatalogResource(**connection, output_location=settings.athena_output,
+                                             workgroup=settings.athena_workgroup,
                                              poll_seconds=settings.athena_poll_seconds),
+        "scores_api": ScoresApiResource(**(settings.scores_api or {})),
         "json_io_manager": JsonObjectIOManager(store=store, prefix=prefix),
         "parquet_io_manager": ParquetObjectIOManager(store=store, prefix=prefix),
         "dynamodb_io_manager": DynamoDBTableIOManager(dynamodb=dynamodb),

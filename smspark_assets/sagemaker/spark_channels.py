@@ -276,11 +276,19 @@ def write_csv_channel(df, output_uri: str, features_col: str = "features", label
                           target_file_bytes, manifest, overwrite=overwrite)
 
 
-def read_recordio_channel(result_or_uri: ChannelWriteResult | str) -> recordio.DecodedRecords:
-    """Decode every ``.pbr`` file of a channel, in file-name order (partition, then sequence)."""
+def read_recordio_channel(result_or_uri: ChannelWriteResult | str,
+                          filesystem: pafs.FileSystem | None = None) -> recordio.DecodedRecords:
+    """Decode every ``.pbr`` file of a channel, in file-name order (partition, then sequence).
+
+    ``filesystem``: pyarrow's S3 filesystem of the platform's store (outside a job, e.g. in an asset);
+    without it the URI is opened as a job opens it (EMRFS, or the embedded EMR's files).
+    """
     uri = result_or_uri.uri if isinstance(result_or_uri, ChannelWriteResult) else result_or_uri
-    target = _filesystem_target(uri)
-    fs, root = pafs.FileSystem.from_uri(target)
+    if filesystem is not None:
+        bucket, key = split_s3_uri(uri.rstrip("/"))
+        fs, root = filesystem, f"{bucket}/{key}"
+    else:
+        fs, root = pafs.FileSystem.from_uri(_filesystem_target(uri))
     infos = fs.get_file_info(pafs.FileSelector(root, recursive=False))
     paths = sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".pbr"))
     chunks = []

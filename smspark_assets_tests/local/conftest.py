@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from smspark_assets.local import process
+from smspark_assets_tests.stack_access import stack_credentials
 
 
 @dataclass
@@ -22,8 +23,6 @@ class RunningService:
             service,
             endpoint_url=self.url,
             region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
         )
 
     @property
@@ -37,10 +36,12 @@ class RunningService:
 
 def _fake_aws_env(mp: pytest.MonkeyPatch, root: Path) -> None:
     mp.setenv("SMSPARK_ROOT", str(root))
-    mp.setenv("AWS_ACCESS_KEY_ID", "local")
-    mp.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    # The stack verifies SigV4 with the root's generated credentials: create them and let boto3 use them.
+    creds = stack_credentials(root)
+    mp.setenv("AWS_ACCESS_KEY_ID", creds["aws_access_key_id"])
+    mp.setenv("AWS_SECRET_ACCESS_KEY", creds["aws_secret_access_key"])
     mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         mp.delenv(var, raising=False)
 
 

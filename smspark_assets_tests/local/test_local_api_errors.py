@@ -74,8 +74,6 @@ def test_requests_botocore_would_refuse_are_refused_by_the_service_too(service, 
         "sagemaker",
         endpoint_url=service.url,
         region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
         config=Config(parameter_validation=False),
     )
     request = training_request("no-role", data_uri)

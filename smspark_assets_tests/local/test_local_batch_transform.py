@@ -63,8 +63,6 @@ def test_transform_jobs(fresh_root):
     kwargs = dict(
         endpoint_url=info.url,
         region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
     )
     sm = boto3.client("sagemaker", **kwargs)
     sm.create_training_job(**linear_job("linear-w2", w=2))

@@ -104,7 +104,7 @@ def scenario(emr: Any, logs: Any, entry: str, wait: Callable[[str, str], None]) 
 
 
 def _clients(**kwargs: Any) -> tuple[Any, Any]:
-    common = dict(region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local", **kwargs)
+    common = dict(region_name="us-east-1", **kwargs)
     return boto3.client("emr-serverless", **common), boto3.client("logs", **common)
 
 

@@ -25,8 +25,7 @@ time.sleep(120)
 
 
 def _emr(url: str):  # noqa: ANN202 - a boto3 client
-    return boto3.client("emr-serverless", endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id="local", aws_secret_access_key="local")
+    return boto3.client("emr-serverless", endpoint_url=url, region_name="us-east-1")
 
 
 def _gone(pid: int, timeout: float = 15.0) -> bool:

@@ -34,8 +34,6 @@ def linear(tmp_path_factory):
             kwargs = dict(
                 endpoint_url=info.url,
                 region_name="us-east-1",
-                aws_access_key_id="local",
-                aws_secret_access_key="local",
             )
             sm = boto3.client("sagemaker", **kwargs)
             runtime = boto3.client("sagemaker-runtime", **kwargs)
@@ -126,8 +124,6 @@ def test_blue_green_update_under_load_and_rollback_of_a_broken_model(linear):
             "sagemaker-runtime",
             endpoint_url=runtime.meta.endpoint_url,
             region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
         )
         while not stop.is_set():
             try:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def clients(url: str) -> tuple:
     kwargs = dict(
-        endpoint_url=url, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+        endpoint_url=url, region_name="us-east-1"
     )
     return (
         boto3.client("sagemaker", **kwargs),

@@ -2,21 +2,26 @@ from pathlib import Path
 
 import pytest
 
-from smspark_assets.environment import (Environment, get_environment, local_path, resolve_uri, split_s3_uri,
-                                        uri_for_local_path)
+from smspark_assets.environment import Environment, get_environment, local_path, split_s3_uri
 from smspark_assets.sagemaker.naming import MAX_NAME, deterministic_name, derived_name, sanitize
 
 
-def test_uris_resolve_under_the_local_root(smspark_root: Path) -> None:
-    assert resolve_uri("s3://demo/raw/x.csv") == str(smspark_root / "s3" / "demo" / "raw" / "x.csv")
-    assert uri_for_local_path(smspark_root / "s3" / "demo" / "a" / "b") == "s3://demo/a/b"
-    assert resolve_uri("/already/local") == "/already/local"
+def test_emrfs_mapping_inside_jobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Inside an embedded-EMR job s3:// maps to the store's files; elsewhere (EMRFS) the URI stays."""
+    from smspark_assets.spark_jobs.storage import location
+
+    monkeypatch.delenv("SMSPARK_EMRFS_ROOT", raising=False)
+    assert location("s3://demo/raw/") == "s3://demo/raw"
+    monkeypatch.setenv("SMSPARK_EMRFS_ROOT", str(tmp_path))
+    assert location("s3://demo/raw/x.csv") == str(tmp_path / "demo" / "raw" / "x.csv")
+    assert location("/already/local") == "/already/local"
+    with pytest.raises(ValueError, match="escapes"):
+        location("s3://demo/../other/x")
 
 
-def test_aws_keeps_uris(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMSPARK_ENV", "aws")
     assert get_environment() is Environment.AWS
-    assert resolve_uri("s3://demo/raw/") == "s3://demo/raw/"
 
 
 def test_unknown_environment_names_the_allowed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
