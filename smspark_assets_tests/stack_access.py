@@ -21,3 +21,12 @@ def stack_client(root: Path | str, url: str, service: str, **config: Any) -> Any
     """A boto3 client for ``service`` of the stack of ``root`` listening at ``url``."""
     return boto3.client(service, endpoint_url=url, region_name="us-east-1",
                         config=Config(**config) if config else None, **stack_credentials(root))
+
+
+def stack_credentials_for_url(url: str) -> dict[str, str]:
+    """The credentials of the stack listening at ``url`` (its health answer names its state root)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url.rstrip('/')}/_smspark/health", timeout=10) as answer:
+        return stack_credentials(json.loads(answer.read())["root"])

@@ -34,6 +34,17 @@ class ActionLog:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             os.write(self._fd, line.encode())
 
+    def record_as(self, service: str, action: str, principal: str) -> None:
+        """An action the stack performs itself on a role's behalf (SageMaker reading channels as the job's
+        execution role), recorded as AWS would authorize it: against that role."""
+        line = json.dumps({"t": round(time.time(), 3), "service": service, "action": action,
+                           "access_key": "", "principal": principal, "on_behalf": True}) + "\n"
+        with self._lock:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.write(self._fd, line.encode())
+
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:

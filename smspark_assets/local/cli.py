@@ -68,8 +68,8 @@ def main(argv: list[str]) -> int:
             return 1
         doc = info.to_json()
         doc["scores_api_url"] = scores_api_exports(LocalLayout.for_root(args.root), info.url)["SMSPARK_SCORES_API_URL"]
+        # Machine-readable (one JSON document); the API key is printed by `smspark local env` only.
         print(json.dumps(doc, indent=2))
-        print("scores API key: `smspark local env` prints it (SMSPARK_SCORES_API_KEY)")
         return 0
     if args.command == "env":
         try:

@@ -21,11 +21,12 @@ import io
 import json
 import os
 import pickle
+import random
 import struct
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from smspark_assets.local.private_files import FILE_MODE, open_private, private_dir, tighten
 
@@ -61,6 +62,8 @@ class DynamoDBHost:
         self._saver = threading.Thread(target=self._save_loop, name="dynamodb-snapshots", daemon=True)
         self.snapshots = 0
         self.replayed = 0
+        # Share of BatchWriteItem items handed back unprocessed (fault injection; the service sets it).
+        self.unprocessed_rate: Callable[[], float] = lambda: 0.0
 
     # -- files ------------------------------------------------------------------------------------------
 
@@ -181,8 +184,24 @@ class DynamoDBHost:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """Answer one DynamoDB request (always a POST); returns ``(status, headers, body)``."""
         writes = target.rsplit(".", 1)[-1] not in _READ_ONLY
+        held: dict[str, list[Any]] = {}
+        if target.endswith(".BatchWriteItem"):
+            rate = self.unprocessed_rate()
+            if rate > 0.0:
+                body, held = _hold_back(body, rate)
+                if body is None:  # every item held back: nothing to apply, nothing to journal
+                    return 200, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(
+                        {"UnprocessedItems": held}).encode()
         with self._lock:
             status, response_headers, out = self._call(path, query, headers, body)
+            if held and status == 200:
+                answer = json.loads(out)
+                unprocessed = answer.setdefault("UnprocessedItems", {})
+                for table, requests in held.items():
+                    unprocessed.setdefault(table, []).extend(requests)
+                out = json.dumps(answer).encode()
+                response_headers = [(k, v) for k, v in response_headers if k.lower() not in
+                                    ("content-length", "x-amz-crc32")]
             if writes and status == 200:
                 self._append(path, query, headers, body)
                 now = time.monotonic()
@@ -242,3 +261,23 @@ class DynamoDBHost:
                     self.save()
                 except Exception:  # noqa: BLE001 - retried on the next tick; the service must keep serving
                     time.sleep(1.0)
+
+
+def _hold_back(body: bytes, rate: float) -> tuple[bytes | None, dict[str, list[Any]]]:
+    """Injected throttling: hand back each write request of a BatchWriteItem with probability ``rate``.
+
+    Returns the body with the kept requests (``None`` when none is kept) and the held-back ones by table,
+    which the answer lists under ``UnprocessedItems`` as DynamoDB does when it throttles part of a batch.
+    """
+    doc = json.loads(body)
+    kept: dict[str, list[Any]] = {}
+    held: dict[str, list[Any]] = {}
+    for table, requests in (doc.get("RequestItems") or {}).items():
+        for request in requests:
+            (held if random.random() < rate else kept).setdefault(table, []).append(request)
+    if not held:
+        return body, {}
+    if not kept:
+        return None, held
+    doc["RequestItems"] = kept
+    return json.dumps(doc).encode(), held

@@ -35,6 +35,7 @@ from smspark_assets.local.deployment_rollout import Aborted, RolledBack, Shift, 
 from smspark_assets.local.deployment_serverless import (COLD_START_WAIT_SECONDS, IDLE_SECONDS, MAX_PAYLOAD_BYTES,
                                                          ServerlessGate, not_ready, oversize)
 from smspark_assets.local.endpoint_metrics import EndpointMetrics
+from smspark_assets.local.fault_injection import FaultConfig
 from smspark_assets.local.layout import LocalLayout
 from smspark_assets.local.model_servers import ModelServerError, ModelServerProcess
 from smspark_assets.local.private_files import private_dir
@@ -156,9 +157,13 @@ class EndpointManager:
         self._shifts: dict[str, Shift] = {}
         # Invocation metrics for CloudWatch (read by the CloudWatch API, which also sets alarm_state).
         self.metrics = EndpointMetrics()
+        # Injected throttling/unavailability (config.json "fault_injection"; off by default).
+        self.faults = FaultConfig(layout.config_json)
         self.alarm_state: Callable[[str], tuple[str, str] | None] = lambda name: None
         # The variables with which boto3 in a model server reaches the stack (the service sets it).
         self.client_env: Callable[[str | None], dict[str, str]] = lambda role_arn=None: {}
+        # Records what the service does on the model role's behalf (model data downloads).
+        self.on_behalf: Callable[[str, str, str], None] = lambda service, action, principal: None
         self._monitor = threading.Thread(target=self._watch, name="model-server-monitor", daemon=True)
         self._monitor.start()
 
@@ -253,6 +258,7 @@ class EndpointManager:
                     f"Failed to download model data for variant {spec['VariantName']}: "
                     f"no object at {data_url}"
                 )
+            self.on_behalf("s3", "GetObject", model.get("ExecutionRoleArn", ""))  # downloaded with the model's role
             try:
                 _extract(archive, model_dir)
             except (tarfile.TarError, OSError, EOFError) as exc:
@@ -522,6 +528,7 @@ class EndpointManager:
         """Route one invocation; returns ``(status, content type, body, variant name)`` of the model
         server. Counts it for CloudWatch and captures it when the endpoint config asks for it."""
         began = time.perf_counter()
+        self.faults.maybe_fail_invoke()  # SageMaker sheds load before routing: nothing reaches the model
         deployment = self._live.get(endpoint)
         if deployment is None:
             doc = self.store.get(KIND, endpoint)
@@ -566,12 +573,14 @@ class EndpointManager:
                         called = time.perf_counter()
                         status, content_type, data = server.invoke(body, headers)
                     except ModelServerError as exc:
+                        # The instance is down (killed, being replaced), not the model failing: SageMaker's
+                        # retryable 503, so clients in botocore's standard retry mode try again once the
+                        # monitor has restarted it (a 424 ModelError is not retried).
                         raise ApiError(
-                            "ModelError",
-                            f"Received server error (503) from primary with message " f'"{exc}".',
-                            424,
-                            OriginalStatusCode=503,
-                            OriginalMessage=str(exc),
+                            "ServiceUnavailable",
+                            f"The instance serving the endpoint is unavailable and is being replaced: {exc}. "
+                            "Try your call again.",
+                            503,
                         ) from None
                 model_seconds = time.perf_counter() - called
             finally:

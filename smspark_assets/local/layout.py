@@ -86,4 +86,11 @@ class LocalLayout:
         return self.local_dir / "config.json"
 
     def s3_path(self, uri: str) -> Path:
+        """The store's file for ``uri``; ``ValueError`` for a bucket name S3 refuses (``..``) or a key leaving it."""
+        from smspark_assets.local.s3_names import bucket_name_problem
+
+        bucket, _key = environment.split_s3_uri(uri)
+        problem = bucket_name_problem(bucket)
+        if problem:
+            raise ValueError(f"{uri!r}: {problem}")
         return environment.local_path(uri, root=self.s3_root)

@@ -35,7 +35,6 @@ from typing import Any, Callable
 
 from smspark_assets.local.api_errors import ApiError, validation
 from smspark_assets.local.process_environment import CONTAINER_LIMITS, check_environment
-from smspark_assets.local.s3_names import bucket_name_problem
 from smspark_assets.local.state import AlreadyExists, NotFound
 
 GROUP = "model-package-group"
@@ -470,12 +469,7 @@ def check_s3_uri(value: Any, member: str) -> str:
     leave the object store) and a key that stays inside its bucket."""
     from smspark_assets.local.sagemaker_api import _check_s3_uri
 
-    uri = _check_s3_uri(value, member)
-    bucket = uri.split("/", 3)[2]
-    problem = bucket_name_problem(bucket)
-    if problem:
-        raise validation(f"Value '{uri}' at '{member}' is not a valid S3 URI: {problem}")
-    return uri
+    return _check_s3_uri(value, member)
 
 
 def _s3_check(sm: Any) -> Callable[[Any, str], str]:

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from smspark_assets import environment
 from smspark_assets.local.algorithm_lookup import AlgorithmRef, load_algorithm, resolve_image
+from smspark_assets.local.s3_names import bucket_name_problem
 from smspark_assets.local.api_errors import ApiError, in_use, not_found, validation
 from smspark_assets.local.deployment_capture import check_capture_config
 from smspark_assets.local.deployment_config import plan_for
@@ -70,8 +71,12 @@ def _check_name(value: str, member: str) -> None:
 
 
 def _check_s3_uri(value: Any, member: str) -> str:
+    """An S3 URI whose bucket follows S3's naming rules (so never ``..``) and whose key stays in its bucket."""
     try:
-        environment.split_s3_uri(str(value))
+        bucket, _key = environment.split_s3_uri(str(value))
+        problem = bucket_name_problem(bucket)
+        if problem:
+            raise ValueError(problem)
         # also refuses keys with ".." that would leave their bucket in the local object store
         environment.local_path(str(value), root=Path("/"))
     except ValueError as exc:

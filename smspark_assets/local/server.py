@@ -41,6 +41,7 @@ from smspark_assets.local.state import NotFound, StateStore
 from smspark_assets.local.training import TrainingRunner
 from smspark_assets.local.action_log import ActionLog
 from smspark_assets.local.services import load_apis
+from smspark_assets.local.request_validation import check_params
 from smspark_assets.local.scores_api import API_PREFIX, handle_api_request
 from smspark_assets.local.credentials import load_or_create, role_credentials
 from smspark_assets.local.sigv4 import AuthFailure, loopback_host, verify
@@ -49,8 +50,8 @@ from smspark_assets.local.wire import (FileSlice, JsonTargetApi, Request, Respon
 
 log = logging.getLogger("smspark.local")
 
-# The request size the project allows per invocation (ARCHITECTURE.md §5: requests are at most 5 MiB).
-MAX_INVOKE_PAYLOAD_BYTES = 5 * 1024 * 1024
+# SageMaker's limit for one real-time invocation: 6 MB (6,291,456 bytes); AWS accepts 5-6 MB requests too.
+MAX_INVOKE_PAYLOAD_BYTES = 6 * 1024 * 1024
 # Bodies larger than this are not even drained: the connection is closed.
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
 # JSON control-plane requests (Glue, Athena, Logs) are small; a larger body is refused with 413.
@@ -60,7 +61,17 @@ ORCHESTRATOR = "orchestrator"
 # X-Amz-Target prefix -> the service name recorded in the action log (and used in IAM actions).
 _TARGET_SERVICES = {"AWSGlue": "glue", "AmazonAthena": "athena", "Logs_20140328": "logs",
                     "GraniteServiceVersion20100801": "cloudwatch"}
+# JSON 1.1 targets whose parameter types are checked against botocore's model before dispatch.
+_TYPE_CHECKED_TARGETS = ("AWSGlue", "AmazonAthena", "Logs_20140328")
 DEFAULT_MAX_CONCURRENT_TRAINING_JOBS = 2
+# Seconds a connection may stay silent while the server waits to read from it (a request line, headers,
+# a body, or the next keep-alive request) before it is closed: a stalled client must not hold a thread
+# forever. ``config.json`` key ``request_read_timeout_seconds`` (tests shorten it).
+DEFAULT_READ_TIMEOUT_SECONDS = 60.0
+# Exceptions an API raises when a request's values are not what it expects (a missing key, a number where
+# it wanted a map): after the type check of ``request_validation`` they can only come from bad input, so
+# they answer 400 rather than 500 (the last line of defence).
+_BAD_INPUT_ERRORS = (TypeError, KeyError, AttributeError)
 INTERRUPTED = (
     "InternalServerError: the local service stopped while the job was running "
     "(it was restarted or killed); create the job again under a new name"
@@ -95,6 +106,8 @@ class LocalService:
                 self.layout, self.store, self.sagemaker, self.custom_images
             )
         self.dynamodb = DynamoDBHost(self.layout.dynamodb_snapshot)
+        # Injected UnprocessedItems share: the same config.json "fault_injection" object as invocations.
+        self.dynamodb.unprocessed_rate = self.endpoints.faults.unprocessed_rate
         self.credentials = load_or_create(self.layout)
         # Access key -> secret: the requests the stack accepts are signed with these only. The root key is
         # the orchestrator's; jobs and models get their role's key (see client_environment).
@@ -103,6 +116,10 @@ class LocalService:
         self.principals = {self.credentials.access_key: ORCHESTRATOR}
         self.actions = ActionLog(self.layout.actions_log, self.principals)
         self.httpd = _bind(port)
+        # A handler class per server, with this root's read timeout (StreamRequestHandler applies it with
+        # settimeout to every accepted socket).
+        self.httpd.RequestHandlerClass = type("_Handler", (_Handler,), {
+            "timeout": float(self.config.get("request_read_timeout_seconds", DEFAULT_READ_TIMEOUT_SECONDS))})
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         # S3, EMR Serverless, Glue, Athena, CloudWatch Logs: built after the URL is known (jobs call back).
@@ -110,6 +127,7 @@ class LocalService:
         # Jobs and model servers reach the stack with its client environment (endpoint, credentials, region).
         self.training.client_env = self.client_environment
         self.endpoints.client_env = self.client_environment
+        self.training.on_behalf = self.endpoints.on_behalf = self.actions.record_as
         if self.sagemaker.transforms is not None:
             self.sagemaker.transforms.client_env = self.client_environment
         self.httpd.service = self
@@ -284,7 +302,17 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    # Socket read timeout: a client that stalls mid-request (or idles on keep-alive) is disconnected.
+    timeout = DEFAULT_READ_TIMEOUT_SECONDS
     server: _Server
+
+    def handle(self) -> None:
+        # A client that stalls mid-body raises a timeout out of a read: close its connection quietly (the
+        # base class would print a traceback per stalled client).
+        try:
+            super().handle()
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # per-request logging would dominate the cost of small invocations
@@ -487,16 +515,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.service.actions.record(_TARGET_SERVICES.get(prefix, prefix), operation, request.access_key)
         try:
             body = request.body(limit=MAX_JSON_BODY_BYTES)
-            params = json.loads(body) if body else {}
-            if not isinstance(params, dict):
-                raise ApiError("SerializationException", "request body must be a JSON object")
+            params = _json_object(body)
+            if prefix in _TYPE_CHECKED_TARGETS:
+                check_params(_TARGET_SERVICES[prefix], operation, params)
             result = api.dispatch(operation, params)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self._error(ApiError("SerializationException", f"request body is not JSON: {exc}"), content_type)
-            return
         except ApiError as exc:
             self._drain(request)
             self._error(exc, content_type)
+            return
+        except _BAD_INPUT_ERRORS as exc:
+            log.warning("%s.%s: bad input reached the API: %r", prefix, operation, exc)
+            self._error(ApiError("ValidationException", f"invalid request for {operation}: "
+                                 f"{type(exc).__name__}: {exc}"), content_type)
             return
         except Exception as exc:  # noqa: BLE001 - an internal bug answers 500 rather than dropping the connection
             log.exception("%s.%s failed", prefix, operation)
@@ -547,13 +577,17 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = "application/x-amz-json-1.1"
         body = self._read_body()
         try:
-            params = json.loads(body) if body else {}
+            params = _json_object(body)
+            # Wrong JSON types answer 400 here, as AWS's deserializer does, before the API trusts them.
+            check_params("sagemaker", operation, params)
             result = self.server.service.sagemaker.dispatch(operation, params)
-        except json.JSONDecodeError as exc:
-            self._error(ApiError("SerializationException", f"request body is not JSON: {exc}"), content_type)
-            return
         except ApiError as exc:
             self._error(exc, content_type)
+            return
+        except _BAD_INPUT_ERRORS as exc:
+            log.warning("SageMaker.%s: bad input reached the API: %r", operation, exc)
+            self._error(ApiError("ValidationException", f"invalid request for {operation}: "
+                                 f"{type(exc).__name__}: {exc}"), content_type)
             return
         except (
             Exception
@@ -566,9 +600,27 @@ class _Handler(BaseHTTPRequestHandler):
     def _dynamodb(self, target: str) -> None:
         body = self._read_body() or b""
         path, _, query = self.path.partition("?")
-        status, headers, out = self.server.service.dynamodb.handle(
-            "POST", path, query, list(self.headers.items()), body, target
-        )
+        content_type = "application/x-amz-json-1.0"
+        operation = target.partition(".")[2]
+        try:
+            # moto raises (and the connection used to drop) on a body that is not a JSON object of the
+            # operation's types: answer DynamoDB's 400 first.
+            check_params("dynamodb", operation, _json_object(body))
+            status, headers, out = self.server.service.dynamodb.handle(
+                "POST", path, query, list(self.headers.items()), body, target
+            )
+        except ApiError as exc:
+            self._error(exc, content_type)
+            return
+        except OSError as exc:  # the journal could not be written: the stack's fault, not the request's
+            log.exception("DynamoDB.%s failed", operation)
+            self._error(ApiError("InternalServerError", f"{type(exc).__name__}: {exc}", 500), content_type)
+            return
+        except Exception as exc:  # noqa: BLE001 - moto choked on input it did not expect: a 400, never a drop
+            log.warning("DynamoDB.%s: moto failed on the request: %r", operation, exc)
+            self._error(ApiError("ValidationException", f"invalid request for {operation}: "
+                                 f"{type(exc).__name__}: {exc}"), content_type)
+            return
         self.send_response(status)
         for key, value in headers:
             if key.lower() not in ("content-length", "connection", "date", "server"):
@@ -586,7 +638,7 @@ class _Handler(BaseHTTPRequestHandler):
                 ApiError(
                     "ValidationError",
                     f"Received payload of {size} bytes for endpoint {endpoint}; the "
-                    f"maximum is {MAX_INVOKE_PAYLOAD_BYTES} bytes (5 MiB) per "
+                    f"maximum is {MAX_INVOKE_PAYLOAD_BYTES} bytes (6 MB) per "
                     "invocation. Split the records over several requests.",
                 ),
                 content_type,
@@ -631,6 +683,24 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self._send(200, out, out_type, {"x-Amzn-Invoked-Production-Variant": variant})
+
+
+def _json_object(body: bytes | None) -> dict[str, Any]:
+    """A JSON 1.x request body as a dict; a body that is not UTF-8 JSON of an object is a 400
+    ``SerializationException`` (AWS's answer), never a 500."""
+    if not body:
+        return {}
+    try:
+        params = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ApiError("SerializationException", f"request body is not UTF-8: {exc}") from None
+    except ValueError as exc:  # JSONDecodeError, and numbers too large for int() conversion
+        raise ApiError("SerializationException", f"request body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError("SerializationException", "request body is nested too deeply") from None
+    if not isinstance(params, dict):
+        raise ApiError("SerializationException", "request body must be a JSON object")
+    return params
 
 
 def _json_default(value: object) -> object:

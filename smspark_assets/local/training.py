@@ -160,6 +160,8 @@ class TrainingRunner:
         self._shutting_down = threading.Event()
         # The variables with which boto3 in a job reaches the stack (the service sets it).
         self.client_env: Callable[[str | None], dict[str, str]] = lambda role_arn=None: {}
+        # Records what the service does on the job role's behalf (S3 reads and writes): (service, action, role).
+        self.on_behalf: Callable[[str, str, str], None] = lambda service, action, principal: None
 
     # -- public -----------------------------------------------------------------------------------------
 
@@ -419,6 +421,9 @@ class TrainingRunner:
         for channel in channels:
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
             files, size = stage_channel(self.layout, uri, data / channel["ChannelName"])
+            # SageMaker lists and downloads a channel with the job's execution role.
+            self.on_behalf("s3", "ListObjectsV2", doc.get("RoleArn", ""))
+            self.on_behalf("s3", "GetObject", doc.get("RoleArn", ""))
             self._log(
                 doc["TrainingJobName"],
                 f"channel {channel['ChannelName']}: {files} file(s), {size} bytes from {uri}",
@@ -443,9 +448,11 @@ class TrainingRunner:
         artifact = doc["ModelArtifacts"]["S3ModelArtifacts"]
         target = self.layout.s3_path(artifact)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".uploading")
+        # A dot name: the S3 API never lists it, and readers never see a half-written artifact.
+        tmp = target.with_name("." + target.name + ".uploading")
         shutil.copyfile(job_dir / "output" / "model.tar.gz", tmp)
-        tmp.replace(target)  # readers never see a half-written artifact
+        tmp.replace(target)
+        self.on_behalf("s3", "PutObject", doc.get("RoleArn", ""))  # uploaded with the job's role
         out_data = job_dir / "output" / "data"
         if out_data.is_dir() and any(out_data.iterdir()):
             from smspark_assets.local.algorithms.train import package_model

@@ -5,6 +5,8 @@ import datetime as dt
 from pathlib import Path
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials
 import dagster as dg
 import pytest
 
@@ -50,7 +52,7 @@ def _step_seconds(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResul
 
 
 def _client(flow: dict, service: str):
-    return boto3.client(service, endpoint_url=flow["url"], region_name="us-east-1")
+    return boto3.client(service, endpoint_url=flow["url"], region_name="us-east-1", **stack_credentials(flow["root"]))
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:

@@ -4,6 +4,8 @@ DuckDB over the scored Parquet, DynamoDB in the local service."""
 import datetime as dt
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials
 import dagster as dg
 import pytest
 
@@ -19,7 +21,7 @@ def flow(demo_flow: dict) -> dict:
 
 
 def _client(flow: dict, service: str):
-    return boto3.client(service, endpoint_url=flow["url"], region_name="us-east-1")
+    return boto3.client(service, endpoint_url=flow["url"], region_name="us-east-1", **stack_credentials(flow["root"]))
 
 
 def test_every_well_formed_raw_row_is_scored_and_served(flow: dict) -> None:

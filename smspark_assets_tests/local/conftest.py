@@ -22,6 +22,7 @@ class RunningService:
         return boto3.client(
             service,
             endpoint_url=self.url,
+            **stack_credentials(self.root),
             region_name="us-east-1",
         )
 

@@ -7,6 +7,8 @@ import urllib.error
 import urllib.request
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
@@ -73,6 +75,7 @@ def test_requests_botocore_would_refuse_are_refused_by_the_service_too(service, 
     unchecked = boto3.client(
         "sagemaker",
         endpoint_url=service.url,
+        **stack_credentials(service.root),
         region_name="us-east-1",
         config=Config(parameter_validation=False),
     )
@@ -205,19 +208,21 @@ def test_tags_on_resources(service):
 
 
 def test_oversized_invocation_and_unknown_operation(service):
-    with pytest.raises(service.runtime.exceptions.ValidationError, match="5 MiB"):
+    with pytest.raises(service.runtime.exceptions.ValidationError, match="6 MB"):
         service.runtime.invoke_endpoint(
-            EndpointName="any", ContentType="text/csv", Body=b"1" * (5 * 1024 * 1024 + 1)
+            EndpointName="any", ContentType="text/csv", Body=b"1" * (6 * 1024 * 1024 + 1)
         )
-    request = urllib.request.Request(
-        service.url + "/",
-        data=b"{}",
-        method="POST",
-        headers={
-            "X-Amz-Target": "SageMaker.CreateHyperParameterTuningJob",
-            "Content-Type": "application/x-amz-json-1.1",
-        },
-    )
+    # Signed with the root's credentials (the stack refuses unsigned requests before routing them).
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    creds = stack_credentials(service.root)
+    signed = AWSRequest("POST", service.url + "/", data=b"{}", headers={
+        "X-Amz-Target": "SageMaker.CreateNotebookInstance", "Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials(creds["aws_access_key_id"], creds["aws_secret_access_key"]), "sagemaker",
+              "us-east-1").add_auth(signed)
+    request = urllib.request.Request(service.url + "/", data=b"{}", method="POST", headers=dict(signed.headers.items()))
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request, timeout=10)
     body = json.loads(raised.value.read())

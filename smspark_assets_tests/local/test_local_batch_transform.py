@@ -6,6 +6,8 @@ import struct
 import time
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials_for_url
 import numpy as np
 import pytest
 from botocore.exceptions import WaiterError
@@ -62,6 +64,7 @@ def test_transform_jobs(fresh_root):
     info = process.start(fresh_root)
     kwargs = dict(
         endpoint_url=info.url,
+        **stack_credentials_for_url(info.url),
         region_name="us-east-1",
     )
     sm = boto3.client("sagemaker", **kwargs)

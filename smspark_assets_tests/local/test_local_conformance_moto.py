@@ -8,6 +8,8 @@ import datetime
 from typing import Any, Callable
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials_for_url
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
@@ -174,7 +176,8 @@ def both(tmp_path_factory):
         configure_custom_algorithm(root)
         info = process.start(root)
         try:
-            local_sm = boto3.client("sagemaker", endpoint_url=info.url, region_name="us-east-1")
+            local_sm = boto3.client("sagemaker", endpoint_url=info.url, region_name="us-east-1",
+                                    **stack_credentials_for_url(info.url))
             local = scenario(
                 local_sm,
                 _waiter(local_sm),
@@ -283,7 +286,8 @@ def test_refused_calls_have_the_same_error_codes_as_moto(tmp_path, monkeypatch):
         monkeypatch.setenv(var, value)
     info = process.start(tmp_path)
     try:
-        local_sm = boto3.client("sagemaker", endpoint_url=info.url, region_name="us-east-1")
+        local_sm = boto3.client("sagemaker", endpoint_url=info.url, region_name="us-east-1",
+                                    **stack_credentials_for_url(info.url))
         ours = {op: _code(lambda: getattr(local_sm, op)(**kwargs)) for op, kwargs in REFUSALS}
     finally:
         process.stop(tmp_path)

@@ -7,6 +7,8 @@ import time
 from typing import Any, Callable
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials
 import pytest
 from moto import mock_aws
 
@@ -110,7 +112,7 @@ def _clients(**kwargs: Any) -> tuple[Any, Any]:
 
 def test_responses_have_moto_keys_and_types(service: Any) -> None:
     entry = put_object(service.root, "code/conf.py", "print('conformance')\n", bucket=BUCKET)
-    emr, logs = _clients(endpoint_url=service.url)
+    emr, logs = _clients(endpoint_url=service.url, **stack_credentials(service.root))
     local = scenario(emr, logs, entry, lambda app, run: wait_for_state(emr, app, run))
     assert local["GetJobRun"]["jobRun"]["state"] == "SUCCESS"
     with mock_aws():

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials_for_url
 import pytest
 
 from emr_test_helpers import ROLE, create_spark_app, put_object, wait_for_file, wait_for_state
@@ -25,7 +27,8 @@ time.sleep(120)
 
 
 def _emr(url: str):  # noqa: ANN202 - a boto3 client
-    return boto3.client("emr-serverless", endpoint_url=url, region_name="us-east-1")
+    return boto3.client("emr-serverless", endpoint_url=url, region_name="us-east-1",
+                        **stack_credentials_for_url(url))
 
 
 def _gone(pid: int, timeout: float = 15.0) -> bool:

@@ -11,6 +11,8 @@ import time
 from collections import Counter
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials_for_url
 import psutil
 import pytest
 
@@ -33,6 +35,7 @@ def linear(tmp_path_factory):
         try:
             kwargs = dict(
                 endpoint_url=info.url,
+                **stack_credentials_for_url(info.url),
                 region_name="us-east-1",
             )
             sm = boto3.client("sagemaker", **kwargs)
@@ -123,6 +126,7 @@ def test_blue_green_update_under_load_and_rollback_of_a_broken_model(linear):
         client = boto3.client(
             "sagemaker-runtime",
             endpoint_url=runtime.meta.endpoint_url,
+            **stack_credentials_for_url(runtime.meta.endpoint_url),
             region_name="us-east-1",
         )
         while not stop.is_set():

@@ -11,6 +11,8 @@ import sys
 import time
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials_for_url
 import pytest
 from botocore.exceptions import WaiterError
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 def clients(url: str) -> tuple:
     kwargs = dict(
-        endpoint_url=url, region_name="us-east-1"
+        endpoint_url=url, region_name="us-east-1", **stack_credentials_for_url(url)
     )
     return (
         boto3.client("sagemaker", **kwargs),

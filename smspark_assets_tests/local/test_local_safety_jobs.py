@@ -103,3 +103,20 @@ def test_a_job_stopped_before_writing_a_model_names_no_artifact(stack) -> None:
     assert job["TrainingJobStatus"] == "Stopped"
     assert "ModelArtifacts" not in job
     assert not (service.root / "s3" / "local-test" / "models" / "stopped-empty").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("uri", ["s3://../local/state.sqlite", "s3://%2E%2E/local/config.json",
+                                 "s3://a..b/key", "s3://UPPER/key"])
+def test_sagemaker_refuses_bucket_names_s3_refuses(stack: tuple[RunningService, Path], uri: str) -> None:
+    """Issue 9, item 2: a bucket named '..' resolved into .smspark/local/ through CreateModel."""
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as refused:
+        stack[0].sm.create_model(ModelName="escape", ExecutionRoleArn="arn:aws:iam::123456789012:role/x",
+                                PrimaryContainer={"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/"
+                                                           "sagemaker-xgboost:1.7-1", "ModelDataUrl": uri})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "not a valid S3 URI" in refused.value.response["Error"]["Message"]

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import boto3
+
+from smspark_assets_tests.stack_access import stack_credentials_for_url
 import numpy as np
 import pytest
 
@@ -48,7 +50,7 @@ def test_image_resolution():
 
 @pytest.mark.integration
 def test_sklearn_worked_example_trains_and_serves(fresh_root):
-    (fresh_root / "local").mkdir(parents=True)
+    (fresh_root / "local").mkdir(parents=True, exist_ok=True)  # the fixture created the credentials there
     (fresh_root / "local" / "config.json").write_text(
         json.dumps(
             {"custom_images": {SKLEARN_IMAGE: "smspark_assets.custom_algorithms.sklearn_logistic"}}
@@ -56,8 +58,8 @@ def test_sklearn_worked_example_trains_and_serves(fresh_root):
     )
     data_uri, features = write_xgboost_channels(fresh_root, prefix="sk", rows=800)
     info = process.start(fresh_root)
-    sm = boto3.client("sagemaker", endpoint_url=info.url)
-    runtime = boto3.client("sagemaker-runtime", endpoint_url=info.url)
+    sm = boto3.client("sagemaker", endpoint_url=info.url, **stack_credentials_for_url(info.url))
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=info.url, **stack_credentials_for_url(info.url))
     request = training_request("sklearn-job", data_uri, {"C": "0.5", "max_iter": "300"}, image=SKLEARN_IMAGE)
     request["AlgorithmSpecification"]["MetricDefinitions"] = [
         {"Name": "validation:auc", "Regex": "validation-auc=([0-9.]+)"}

@@ -72,7 +72,7 @@ def test_secondary_status_transitions_close_the_previous_entry():
 
 def test_stage_channel_follows_s3_prefix_semantics(tmp_path: Path):
     layout = LocalLayout(tmp_path)
-    base = layout.s3_root / "b" / "data"
+    base = layout.s3_root / "bkt" / "data"
     for rel in (
         "train/part-0.csv",
         "train/sub/part-1.csv",
@@ -83,7 +83,7 @@ def test_stage_channel_follows_s3_prefix_semantics(tmp_path: Path):
         (base / rel).parent.mkdir(parents=True, exist_ok=True)
         (base / rel).write_text(rel)
     target = tmp_path / "channel"
-    files, size = stage_channel(layout, "s3://b/data/train", target)
+    files, size = stage_channel(layout, "s3://bkt/data/train", target)
     staged = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
     # the directory's files keep their paths; a sibling sharing the prefix comes too; dot-files never do
     assert staged == ["part-0.csv", "sub/part-1.csv", "training-extra.csv"]
@@ -91,13 +91,15 @@ def test_stage_channel_follows_s3_prefix_semantics(tmp_path: Path):
         len(s) for s in ("train/part-0.csv", "train/sub/part-1.csv", "training-extra.csv")
     )
     # hard links, not copies
-    assert (target / "part-0.csv").stat().st_ino == (base / "train" / "part-0.csv").stat().st_ino
+    # A copy, not a link: a job that rewrites its input cannot change the stored object.
+    assert (target / "part-0.csv").read_bytes() == (base / "train" / "part-0.csv").read_bytes()
+    assert (target / "part-0.csv").stat().st_ino != (base / "train" / "part-0.csv").stat().st_ino
     single = tmp_path / "single"
-    assert stage_channel(layout, "s3://b/data/validation/part-0.csv", single)[0] == 1
+    assert stage_channel(layout, "s3://bkt/data/validation/part-0.csv", single)[0] == 1
     with pytest.raises(ChannelDataError, match="No S3 objects found"):
-        stage_channel(layout, "s3://b/nothing/here", tmp_path / "none")
+        stage_channel(layout, "s3://bkt/nothing/here", tmp_path / "none")
     with pytest.raises(ValueError, match="escapes"):
-        stage_channel(layout, "s3://b/../../etc", tmp_path / "escape")
+        stage_channel(layout, "s3://bkt/../../etc", tmp_path / "escape")
 
 
 def test_package_model_keeps_relative_paths(tmp_path: Path):

@@ -257,7 +257,7 @@ def test_a_reordered_raw_header_is_refused_clearly(spark, root: Path) -> None:  
     from smspark_assets.spark_jobs.prepare_features import RawHeaderError, prepare_features
 
     raw = f"{BUCKET}/raw_swapped/raw/credit_applications"
-    credit.write_day(f"{BUCKET}/raw_swapped", dt.date(2026, 11, 5), 50, seed=1)
+    credit.write_day(FileStore(root / "s3"), f"{BUCKET}/raw_swapped", dt.date(2026, 11, 5), 50, seed=1)
     path = local_path(f"{raw}/dt=2026-11-05/part-00000.csv")
     lines = path.read_text().splitlines()
     header = lines[0].split(",")
