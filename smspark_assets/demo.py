@@ -35,6 +35,9 @@ class DemoReport:
     checks: dict[str, bool] = field(default_factory=dict)
     query: Any = None
     lookup: dict[str, Any] | None = None
+    # One call of the scores API (what an application would do) and its JSON answer.
+    api_call: str = ""
+    api_answer: dict[str, Any] | None = None
     raw_written: int = 0
     results: dict[str, dg.ExecuteInProcessResult] = field(default_factory=dict)
     # Which services carried the run: the AWS resources, against AWS or the embedded stack at a URL.
@@ -156,6 +159,10 @@ def run_demo(days: int = 14, rows: int = 20_000, start: dt.date = dt.date(2026, 
         item = resources["dynamodb"].dynamodb.get_item(
             TableName=LATEST_SCORES_TABLE, Key={"application_id": {"S": str(sample.iloc[0, 0])}}).get("Item")
         report.lookup = {k: next(iter(v.values())) for k, v in (item or {}).items()}
+        api = resources["scores_api"]
+        application_id = str(sample.iloc[0, 0])
+        report.api_call = f"GET {api.endpoint()[0]}/scores/{application_id}"
+        report.api_answer = api.get_score(application_id)
     return report
 
 
@@ -204,5 +211,8 @@ def format_report(report: DemoReport) -> str:
         report.query.to_string(index=False) if report.query is not None else "(no result)",
         "",
         f"DynamoDB {LATEST_SCORES_TABLE} lookup: {report.lookup}",
+        "",
+        f"Scores API  {report.api_call}  (x-api-key from `smspark local env`)",
+        f"  -> {report.api_answer}",
     ]
     return "\n".join(lines)

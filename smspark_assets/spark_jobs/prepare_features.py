@@ -275,8 +275,10 @@ def _reject_reason() -> Column:
     for c in _DOUBLE_COLUMNS:
         non_finite = non_finite | F.coalesce(_non_finite(c), F.lit(False))
     date_text = F.trim(F.col("application_date"))
-    # try_cast: ANSI mode (Spark 4's default) would fail the whole job on one bad date.
-    bad_date = date_text.isNotNull() & (date_text != "") & date_text.try_cast("date").isNull()
+    # try_cast: ANSI mode (Spark 4's default) would fail the whole job on one bad date. The SQL form also
+    # runs on Spark 3.5 (EMR 7), whose Column has no try_cast.
+    parsed = F.expr("try_cast(trim(application_date) AS DATE)")
+    bad_date = date_text.isNotNull() & (date_text != "") & parsed.isNull()
     return (
         F.when(undecodable, F.lit("invalid_utf8"))
         .when(F.col(CORRUPT).isNotNull(), F.lit("malformed_csv"))
@@ -337,7 +339,7 @@ def _clean(valid: DataFrame) -> DataFrame:
     return valid.select(
         F.trim(F.col(ID_COLUMN)).alias(ID_COLUMN),
         # Dates that do not parse were quarantined; try_cast keeps ANSI mode from failing on any left.
-        F.trim(F.col("application_date")).try_cast("date").alias("application_date"),
+        F.expr("try_cast(trim(application_date) AS DATE)").alias("application_date"),
         F.col(LABEL).cast("int").alias(LABEL),
         F.upper(F.trim(F.col("home_ownership"))).alias("home_ownership"),
         F.lower(F.trim(F.col("purpose"))).alias("purpose"),

@@ -116,7 +116,7 @@ def test_no_policy_allows_a_wildcard_action(template: dict) -> None:
 RESOURCE_STAR_ALLOWED = {
     "ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "logs:DescribeLogGroups",
     "ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "sagemaker:ListTrainingJobs",
 }
 
 

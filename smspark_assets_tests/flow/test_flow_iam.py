@@ -15,6 +15,13 @@ def test_every_action_of_the_flow_is_allowed_to_its_role(demo_flow: dict) -> Non
     from smspark_assets.local.action_log import read_actions
 
     entries = read_actions(demo_flow["root"] / "local" / "actions.jsonl")
+    # The scores API is its own template (deploy/cloudformation/scores-api.yaml): its callers hold API keys,
+    # not IAM credentials, and its integration role may only read the scores table.
+    api_calls = [e for e in entries if e["service"] == "execute-api"]
+    api_role = [e for e in entries if e.get("principal", "").endswith(":role/smspark-scores-api")]
+    assert api_calls and {(e["service"], e["action"]) for e in api_role} <= {
+        ("dynamodb", "GetItem"), ("dynamodb", "BatchGetItem")}
+    entries = [e for e in entries if e not in api_calls and e not in api_role]
     template = load_template()
     cov = check_actions(entries, template, parameters(template))
     principals = {e.get("principal") for e in entries}
