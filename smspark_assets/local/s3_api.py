@@ -93,6 +93,8 @@ class S3Api:
             response = self._route(request)
         except S3Error as exc:
             response = error_response(exc, request_id, head=request.method == "HEAD")
+            # A refused request is still the action it attempted (IAM authorizes before the object is looked up).
+            response.action = attempted_action(request)
         except Exception as exc:  # noqa: BLE001 - an internal bug still answers S3's XML, not JSON
             log.exception("S3 %s %s failed", request.method, request.raw_path)
             response = error_response(S3Error("InternalError", f"{type(exc).__name__}: {exc}", 500), request_id,
@@ -524,3 +526,24 @@ def _copy_source(header: str) -> tuple[str, str]:
     check_bucket(bucket)
     key_segments(key)
     return bucket, key
+
+
+def attempted_action(request: Request) -> str:
+    """The S3 action a request asked for, judged from its method, path and query alone."""
+    _bucket, _, key = request.raw_path.lstrip("/").partition("/")
+    query, method = request.query, request.method
+    if not key:
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else (
+                "ListMultipartUploads" if "uploads" in query else "ListObjects")
+        return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket",
+                "POST": "DeleteObjects"}.get(method, method)
+    if "uploadId" in query:
+        return {"PUT": "UploadPart", "POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload",
+                "GET": "ListParts"}.get(method, method)
+    if method == "POST" and "uploads" in query:
+        return "CreateMultipartUpload"
+    if method == "PUT" and "x-amz-copy-source" in request.headers:
+        return "CopyObject"
+    return {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}.get(
+        method, method)
