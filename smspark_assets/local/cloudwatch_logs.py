@@ -18,7 +18,6 @@ a core for as long as its process lives (on AWS, throttling bounds it).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import sqlite3
@@ -28,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from smspark_assets.local.sqlite_store import SqliteStore
 from smspark_assets.local.api_errors import ApiError
 
 ACCOUNT = "123456789012"
@@ -140,35 +140,15 @@ def _stream_name(value: str | None) -> str:
     return value
 
 
-class LogStore:
+class LogStore(SqliteStore):
     """Groups, streams and events in SQLite; one connection under a lock (writes are small batches)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._lock = threading.RLock()
+        super().__init__(path, _SCHEMA)
         # Readers waiting for a stream's next event (long poll); notified on every append.
         self.appended = threading.Condition(threading.Lock())
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    tx = SqliteStore.transaction
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
         with self._lock:

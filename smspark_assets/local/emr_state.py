@@ -9,12 +9,10 @@ and a CancelJobRun never overwrite each other's state change.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from smspark_assets.local.sqlite_store import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS applications (
@@ -37,33 +35,13 @@ CREATE INDEX IF NOT EXISTS job_runs_by_state ON job_runs (state);
 """
 
 
-class EmrState:
+class EmrState(SqliteStore):
     """Thread-safe access to the EMR Serverless tables (one connection under a lock)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    _tx = SqliteStore.transaction
 
     # -- applications -----------------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from smspark_assets.local.sqlite_store import SqliteStore
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS databases (
     name TEXT PRIMARY KEY,
@@ -42,38 +44,12 @@ def values_key(values: list[str]) -> str:
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
 
 
-class GlueStore:
+class GlueStore(SqliteStore):
     """``glue.sqlite``: one connection shared by the server's threads under a lock."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.RLock()
-        # check_same_thread=False: the connection is only used under self._lock.
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        try:
-            path.chmod(0o600)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: nothing else writes until it commits (or rolls back on an exception)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        # A long busy timeout: other processes (tests, tools) may write the same file.
+        super().__init__(path, _SCHEMA, timeout=30)
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:

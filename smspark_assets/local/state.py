@@ -9,13 +9,10 @@ a crash. Tags live in their own table keyed by ARN.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from smspark_assets.local.private_files import FILE_MODE, create_private_file, private_dir, tighten
+from smspark_assets.local.sqlite_store import SqliteStore
 
 KINDS = (
     "training-job",
@@ -56,37 +53,13 @@ class NotFound(Exception):
     """No resource of that kind and name."""
 
 
-class StateStore:
+class StateStore(SqliteStore):
     """Thread-safe access to ``state.sqlite``; one connection guarded by a lock (the service is small)."""
 
     def __init__(self, path: Path) -> None:
-        private_dir(path.parent)
-        # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database's mode.
-        create_private_file(path)
-        for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            tighten(companion, FILE_MODE)
-        self.path = path
-        self._lock = threading.RLock()
-        # check_same_thread=False: the HTTP server's threads share the connection under self._lock.
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    _tx = SqliteStore.transaction
 
     # -- resources ---------------------------------------------------------------------------------------
 
