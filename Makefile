@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+# No pip self-upgrade or version check (a network round trip per install); wheels over source builds.
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --prefer-binary
 export DAGSTER_HOME ?= $(CURDIR)/.smspark/dagster
 
 # Demo size for `make run`; e.g. `make run DAYS=3 ROWS=5000`.
 DAYS ?= 14
 ROWS ?= 20000
 
-.PHONY: install run test dev stop bench check-java clean
+.PHONY: install install-dev run test dev stop bench check-java clean
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { \
@@ -17,18 +20,24 @@ check-java:
 	  echo "       Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless"; \
 	  echo "       macOS:         brew install openjdk@17"; exit 1; }
 
+# `make run` / `make dev` need the package only; `make test` adds the test tools (pytest, cfn-lint, ...).
 $(STAMP): pyproject.toml setup.cfg
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP) -e .
 	@touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP)
+	$(PIP) -e '.[dev]'
+	@touch $(DEV_STAMP)
+
 install: check-java $(STAMP)
+
+install-dev: check-java $(DEV_STAMP)
 
 run: install
 	$(BIN)/smspark run --days $(DAYS) --rows $(ROWS)
 
-test: install
+test: install-dev
 	$(BIN)/python -m pytest -q
 
 dev: install

@@ -97,7 +97,7 @@ def deploy_on_local_service(root: Path, booster: Any, region: str) -> tuple[str,
     from smspark_assets.local import process
     from smspark_assets.local.credentials import load_or_create
     from smspark_assets.local.layout import LocalLayout
-    from smspark_assets.sagemaker.endpoints import deploy_model
+    from smspark_assets.sagemaker.endpoints import EndpointSettings, deploy_model
     from smspark_assets.sagemaker.images import image_uri
 
     url = process.ensure_running(root)
@@ -121,7 +121,7 @@ def deploy_on_local_service(root: Path, booster: Any, region: str) -> tuple[str,
         PrimaryContainer={"Image": image_uri("xgboost", region), "ModelDataUrl": MODEL_TAR},
         ExecutionRoleArn="arn:aws:iam::000000000000:role/local",
     )
-    deploy_model(sm, ENDPOINT_NAME, model_name, "ml.m5.large", poll_seconds=1, log=lambda m: None)
+    deploy_model(sm, ENDPOINT_NAME, model_name, EndpointSettings(instance_type="ml.m5.large"), poll_seconds=1, log=lambda m: None)
     return url, sm
 
 

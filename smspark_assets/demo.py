@@ -1,7 +1,10 @@
-"""The end-to-end demo behind ``make run``: land demo data, materialize the whole graph, summarise.
+"""The end-to-end demo behind ``make run``: land demo data, launch the defined jobs, summarise.
 
-It materializes on the persistent Dagster instance (``DAGSTER_HOME``), so ``make dev`` shows the same
-runs, lineage and metadata in the UI.
+Each stage is a run of one of the code location's jobs (``daily_scoring_job``, ``training_job``,
+``algorithms_job``; a stage that needs only part of a job runs that subset, as the UI's "Materialize
+selected" does), created with the location's origin on the persistent Dagster instance
+(``DAGSTER_HOME``): ``make dev`` shows them as named runs that can be re-executed, with the same
+lineage and metadata.
 """
 
 from __future__ import annotations
@@ -10,21 +13,51 @@ import datetime as dt
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import dagster as dg
+from dagster._core.execution.job_execution_result import JobExecutionResult
 
 from smspark_assets.assets.outputs import LATEST_SCORES_TABLE
 from smspark_assets.assets.raw import RAW_APPLICATIONS
 from smspark_assets.assets.scoring import SCORES_TABLE
 from smspark_assets.datasets.credit import partition_uri, write_day
-from smspark_assets.assets.scores_api_check import credit_scores_api_consistency
-from smspark_assets.definitions import ASSETS
 from smspark_assets.environment import default_bucket, project_root
+from smspark_assets.job_runs import code_location, create_job_run, execute_job_run
 from smspark_assets.resources.by_environment import resources_for
+from smspark_assets.plain_text import markdown_to_plain, rounded
+from smspark_assets.run_progress import ProgressPrinter, one_line
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+# Runs the demo launched carry this tag (the UI filters on it; the sensor's runs do not have it).
+LAUNCHED_BY_TAG = "smspark/launched_by"
+# Count-like figures a per-partition materialization reports per day: the run's total is their sum.
+ADDITIVE_KEYS = frozenset({"rows_read", "rows_written", "malformed_rows", "rows_scored", "items_written",
+                           "requests", "quarantined_rows", "dagster/row_count", "dagster/partition_row_count"})
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the demo: a named job, or the listed assets of it, over a day range or not."""
+
+    name: str
+    job: str
+    assets: tuple[str, ...] = ()
+    partitioned: bool = False
+
+
+# Features first (training reads every prepared day), then training and the endpoints, the other
+# algorithms, scoring through the endpoint, and the model's performance on the scored days.
+STAGES = (
+    Stage("features", "daily_scoring_job", ("credit_features",), partitioned=True),
+    Stage("training + endpoint", "training_job",
+          ("credit_training_channels", "credit_default_model", "credit_default_endpoint",
+           "credit_default_sklearn_model", "credit_default_sklearn_endpoint")),
+    Stage("algorithms", "algorithms_job"),
+    Stage("scores + dynamodb", "daily_scoring_job", ("credit_scores", "credit_scores_dynamodb"), partitioned=True),
+    Stage("performance", "training_job", ("credit_model_performance",)),
+)
 
 
 @dataclass
@@ -39,7 +72,9 @@ class DemoReport:
     api_call: str = ""
     api_answer: dict[str, Any] | None = None
     raw_written: int = 0
-    results: dict[str, dg.ExecuteInProcessResult] = field(default_factory=dict)
+    results: dict[str, JobExecutionResult] = field(default_factory=dict)
+    # The job each stage ran as and its run id (what the Dagster UI lists).
+    runs: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Which services carried the run: the AWS resources, against AWS or the embedded stack at a URL.
     services: str = ""
 
@@ -88,63 +123,86 @@ def _values(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
 
-def _materialize(report: DemoReport, step: str, selection: list[Any], instance: dg.DagsterInstance,
-                 tags: dict[str, str] | None = None, run_config: dict[str, Any] | None = None
-                 ) -> dg.ExecuteInProcessResult:
-    started = time.monotonic()
-    # INFO shows what each asset does (jobs created or adopted, endpoints updated) without DEBUG events.
-    config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
-    result = dg.materialize([*ASSETS, credit_scores_api_consistency], selection=selection, instance=instance, resources=resources_for(),
-                            tags=tags or {}, raise_on_error=False, run_config=config)
-    report.seconds[step] = time.monotonic() - started
-    report.results[step] = result
+def _collect(report: DemoReport, result: JobExecutionResult) -> None:
+    """Materialization metadata per asset (count figures summed over partitions) and check results."""
+    seen_partitions: dict[str, set[str | None]] = {}
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
-        report.metadata.setdefault(mat.asset_key.to_user_string(), {}).update(_values(mat.metadata))
+        key = mat.asset_key.to_user_string()
+        values = _values(mat.metadata)
+        merged = report.metadata.setdefault(key, {})
+        partitions = seen_partitions.setdefault(key, set())
+        if mat.partition is not None and partitions and mat.partition not in partitions:
+            for name in ADDITIVE_KEYS & values.keys() & merged.keys():
+                if isinstance(values[name], (int, float)) and isinstance(merged[name], (int, float)):
+                    values[name] = merged[name] + values[name]
+        partitions.add(mat.partition)
+        merged.update(values)
     for evaluation in result.get_asset_check_evaluations():
-        report.checks[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"] = evaluation.passed
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        # Per-partition checks: the stage passed a check only if every partition did.
+        report.checks[name] = report.checks.get(name, True) and evaluation.passed
+
+
+def launch_stage(stage: Stage, instance: dg.DagsterInstance, location: Any, tags: dict[str, str] | None = None,
+                 run_config: dict[str, Any] | None = None, write: Callable[[str], None] | None = None,
+                 number: int = 1) -> JobExecutionResult:
+    """Run one stage as a named run of its job on ``instance``, writing progress lines to ``write``."""
+    write = write or (lambda line: None)
+    tags = tags or {}
+    # Dagster's own console logger would print every event over several lines: the progress lines
+    # (run_progress) say what matters; the event log keeps everything for the UI.
+    config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}, **(run_config or {})}
+    run = create_job_run(location, instance, stage.job, assets=[dg.AssetKey(a) for a in stage.assets] or None,
+                         tags={LAUNCHED_BY_TAG: "smspark run", **tags}, run_config=config)
+    days = f", days {tags[RANGE_START]} .. {tags[RANGE_END]}" if RANGE_START in tags else ""
+    write(f"[{number}/{len(STAGES)}] {stage.name}: job {stage.job}{days} (run {run.run_id[:8]})")
+    return execute_job_run(run, instance, ProgressPrinter(write))
+
+
+def _run_stage(report: DemoReport, number: int, stage: Stage, instance: dg.DagsterInstance, location: Any,
+               tags: dict[str, str], run_config: dict[str, Any] | None, write: Callable[[str], None]) -> None:
+    started = time.monotonic()
+    result = launch_stage(stage, instance, location, tags, run_config, write, number)
+    report.seconds[stage.name] = time.monotonic() - started
+    report.results[stage.name] = result
+    report.runs[stage.name] = (stage.job, result.run_id)
+    _collect(report, result)
     if not result.success:
-        failures = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        raise RuntimeError(f"step '{step}' failed: " + " | ".join(str(f) for f in failures))
-    return result
+        failures = [f"{e.step_key}: {one_line(e.step_failure_data.error.message if e.step_failure_data.error else e.message)}"
+                    for e in result.get_step_failure_events()]
+        raise RuntimeError(f"stage '{stage.name}' (job {stage.job}, run {result.run_id}) failed: "
+                           + (" | ".join(failures) or "see the run in the Dagster UI"))
 
 
 def run_demo(days: int = 14, rows: int = 20_000, start: dt.date = dt.date(2026, 11, 1), seed: int = 7,
              instance: dg.DagsterInstance | None = None,
-             run_configs: dict[str, dict[str, Any]] | None = None) -> DemoReport:
-    """Land the demo data and materialize every asset end to end; return what each stage produced.
+             run_configs: dict[str, dict[str, Any]] | None = None,
+             write: Callable[[str], None] | None = None) -> DemoReport:
+    """Land the demo data and run each stage's job end to end; return what each stage produced.
 
-    ``run_configs`` maps a step name ("features", "training + endpoint", "algorithms",
-    "scores + dynamodb", "performance") to the run config of that step's materialization.
+    ``run_configs`` maps a stage name ("features", "training + endpoint", "algorithms",
+    "scores + dynamodb", "performance") to the run config of that stage's run. ``write`` receives the
+    progress lines (default: none are written).
     """
     run_configs = run_configs or {}
-    from smspark_assets.assets.algorithm_models import ALGORITHM_ASSETS
-    from smspark_assets.assets.custom_algorithm import credit_default_sklearn_endpoint, credit_default_sklearn_model
-    from smspark_assets.assets.features import credit_features
-    from smspark_assets.assets.outputs import credit_model_performance, credit_scores_dynamodb
-    from smspark_assets.assets.scoring import credit_scores
-    from smspark_assets.assets.serving import credit_default_endpoint
-    from smspark_assets.assets.training import credit_default_model, credit_training_channels
-
+    write = write or (lambda line: None)
     instance = instance or dagster_instance()
     bucket = default_bucket()
     started = time.monotonic()
+    write(f"[0/{len(STAGES)}] demo data: {days} day(s) x {rows:,} rows from {start.isoformat()}")
     landed, written = land_demo_data(start, days, rows, seed, bucket)
     report = DemoReport(days=landed, raw_written=written)
     report.seconds["demo data"] = time.monotonic() - started
+    write(f"  {report.seconds['demo data']:6.1f}s  {written:,} raw rows newly landed"
+          + ("" if written else " (the days were already there)"))
     for day in landed:  # the raw asset is external: record what landed, as the sensor does
         instance.report_runless_asset_event(dg.AssetMaterialization(RAW_APPLICATIONS, partition=day))
     day_range = {RANGE_START: landed[0], RANGE_END: landed[-1]}
-    _materialize(report, "features", [credit_features], instance, day_range, run_configs.get("features"))
-    _materialize(report, "training + endpoint",
-                 [credit_training_channels, credit_default_model, credit_default_endpoint,
-                  credit_default_sklearn_model, credit_default_sklearn_endpoint], instance,
-                 run_config=run_configs.get("training + endpoint"))
-    _materialize(report, "algorithms", list(ALGORITHM_ASSETS), instance, run_config=run_configs.get("algorithms"))
-    _materialize(report, "scores + dynamodb", [credit_scores, credit_scores_dynamodb], instance, day_range,
-                 run_configs.get("scores + dynamodb"))
-    _materialize(report, "performance", [credit_model_performance], instance,
-                 run_config=run_configs.get("performance"))
+    with code_location(instance) as location:
+        for number, stage in enumerate(STAGES, start=1):
+            _run_stage(report, number, stage, instance, location, day_range if stage.partitioned else {},
+                       run_configs.get(stage.name), write)
 
     resources = resources_for()
     stack = resources["store"].stack()
@@ -167,7 +225,7 @@ def run_demo(days: int = 14, rows: int = 20_000, start: dt.date = dt.date(2026, 
 
 
 def format_report(report: DemoReport) -> str:
-    """The short summary ``make run`` prints."""
+    """The short plain-text summary ``make run`` prints: rounded figures, then what to try next."""
     md = report.metadata
     features = md.get("credit_features", {})
     channels = md.get("credit_training_channels", {})
@@ -179,22 +237,26 @@ def format_report(report: DemoReport) -> str:
     perf = md.get("credit_model_performance", {})
     channel_rows = channels.get("rows_by_channel") or {}
 
-    def get(d: dict[str, Any], *keys: str) -> Any:
-        return next((d[k] for k in keys if k in d), "n/a")
+    def get(d: dict[str, Any], *keys: str) -> str:
+        return next((rounded(d[k]) for k in keys if k in d), "n/a")
 
+    def passed(check: str) -> str:
+        return {True: "passed", False: "FAILED"}.get(report.checks.get(check), "not run")  # type: ignore[arg-type]
+
+    algorithms = markdown_to_plain(str(md.get("algorithm_endpoint_scores", {}).get("summary", "n/a")))
+    indent = "\n" + " " * 21
     lines = [
         "",
         "=== smspark_assets: end-to-end run ===",
         f"services             {report.services}",
         f"days                 {report.days[0]} .. {report.days[-1]} ({len(report.days)} days; "
-        f"{report.raw_written} raw rows newly landed)",
+        f"{report.raw_written:,} raw rows newly landed)",
         f"raw rows read        {get(features, 'rows_read')}  (malformed, quarantined: {get(features, 'malformed_rows')})",
         f"feature rows         {get(features, 'rows_written')}",
         f"training channels    train {get(channel_rows, 'train')}, validation {get(channel_rows, 'validation')}",
         f"model                {get(model, 'model_name')}  (adopted existing job: {get(model, 'adopted_existing_job')}; "
         f"{get(model, 'training_seconds')} s)",
-        f"validation AUC       {get(model, 'validation_auc')}  gate passed: "
-        f"{report.checks.get('credit_default_model:validation_auc_gate')}",
+        f"validation AUC       {get(model, 'validation_auc')}  gate {passed('credit_default_model:validation_auc_gate')}",
         f"custom algorithm     {get(custom, 'model_name')}  validation AUC {get(custom, 'validation_auc')}  "
         f"(scikit-learn, script mode; endpoint {get(md.get('credit_default_sklearn_endpoint', {}), 'endpoint_name')})",
         f"endpoint             {get(endpoint, 'endpoint_name')}  status {get(endpoint, 'status')}  "
@@ -203,16 +265,23 @@ def format_report(report: DemoReport) -> str:
         f"{get(scores, 'requests')} requests)",
         f"dynamodb items       {get(dynamo, 'items_written')}  (table {get(dynamo, 'dynamodb/table')})",
         f"test AUC             {get(perf, 'test_auc')}",
-        "other algorithms     " + str(md.get("algorithm_endpoint_scores", {}).get("summary", "n/a")).replace(
-            "\n", "\n                     "),
+        "other algorithms     " + algorithms.replace("\n", indent),
         "stage seconds        " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()),
+        "dagster runs         " + (indent.join(f"{job} {run_id[:8]} ({stage})"
+                                              for stage, (job, run_id) in report.runs.items()) or "none"),
         "",
         f"SQL> SELECT dt, COUNT(*), AVG(prediction), ... FROM {SCORES_TABLE} GROUP BY dt",
         report.query.to_string(index=False) if report.query is not None else "(no result)",
         "",
-        f"DynamoDB {LATEST_SCORES_TABLE} lookup: {report.lookup}",
+        f"DynamoDB {LATEST_SCORES_TABLE} lookup: "
+        + (", ".join(f"{k}={rounded(v)}" for k, v in sorted(report.lookup.items())) if report.lookup else "none"),
         "",
         f"Scores API  {report.api_call}  (x-api-key from `smspark local env`)",
         f"  -> {report.api_answer}",
+        "",
+        "next:",
+        "  make dev                                   the Dagster UI: these runs, lineage, metadata, checks",
+        f"  .venv/bin/smspark query \"SELECT * FROM {SCORES_TABLE} LIMIT 5\"   Athena SQL on the outputs",
+        f"  .venv/bin/smspark query \"SHOW PARTITIONS {SCORES_TABLE}\"",
     ]
     return "\n".join(lines)

@@ -9,6 +9,8 @@ Nothing else in the project reads these environment variables.
 from __future__ import annotations
 
 import os
+import re
+from datetime import date
 from enum import Enum
 from pathlib import Path
 from urllib.parse import urlparse
@@ -77,12 +79,86 @@ def local_path(uri: str, root: Path | None = None) -> Path:
     return path
 
 
+PARTITIONS_START_VAR = "SMSPARK_PARTITIONS_START"
+# The first day the demo data lands (`smspark run --start` defaults to it): partitions begin where the
+# data begins, so the UI does not show a month of missing days before the first landed one.
+DEFAULT_PARTITIONS_START = "2026-11-01"
+
+
 def partitions_start() -> str:
-    """First day of the daily partitions (``SMSPARK_PARTITIONS_START``, default 2026-10-01)."""
-    return os.environ.get("SMSPARK_PARTITIONS_START", "2026-10-01")
+    """First day of the daily partitions (``SMSPARK_PARTITIONS_START``, ``YYYY-MM-DD``, default 2026-11-01,
+    the first day of the demo data); set it to the first day your raw data holds."""
+    raw = os.environ.get(PARTITIONS_START_VAR, "").strip() or DEFAULT_PARTITIONS_START
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{PARTITIONS_START_VAR}={raw!r} is not a day; expected YYYY-MM-DD "
+                         f"(e.g. {DEFAULT_PARTITIONS_START})") from None
+    if len(raw) != 10:  # fromisoformat also takes 20261101; partition keys are YYYY-MM-DD
+        raise ValueError(f"{PARTITIONS_START_VAR}={raw!r}: write the day as YYYY-MM-DD (e.g. {day.isoformat()})")
+    return day.isoformat()
 
 
 def sklearn_image_uri() -> str:
     """The custom scikit-learn container (``SMSPARK_SKLEARN_IMAGE``); locally a name the service maps to the script."""
     return os.environ.get("SMSPARK_SKLEARN_IMAGE",
                           f"000000000000.dkr.ecr.{region()}.amazonaws.com/smspark-sklearn-logistic:1")
+
+
+def endpoint_idle_seconds() -> float:
+    """How long an endpoint may go without invocations before the idle reaper deletes it
+    (``SMSPARK_ENDPOINT_IDLE_HOURS``, default 24; 0 turns the reaper off)."""
+    raw = os.environ.get("SMSPARK_ENDPOINT_IDLE_HOURS", "24")
+    try:
+        hours = float(raw)
+    except ValueError:
+        raise ValueError(f"SMSPARK_ENDPOINT_IDLE_HOURS={raw!r} is not a number of hours (e.g. 24, 0.5; "
+                         "0 turns the idle reaper off)") from None
+    if hours < 0:
+        raise ValueError(f"SMSPARK_ENDPOINT_IDLE_HOURS must be >= 0, got {hours}")
+    return hours * 3600.0
+
+
+# AWS only: the KMS key and the optional VPC that SageMaker training jobs, models and endpoint configs use
+# (the CloudFormation stack applies the same ones to EMR Serverless). Unset locally: the embedded stack has
+# no KMS and no VPC.
+KMS_KEY_VAR = "SMSPARK_KMS_KEY_ARN"
+SUBNETS_VAR = "SMSPARK_SUBNET_IDS"
+SECURITY_GROUPS_VAR = "SMSPARK_SECURITY_GROUP_IDS"
+
+# What SageMaker's KmsKeyId fields accept: a key or alias ARN, a key id (multi-Region keys: mrk-...), an alias.
+_KMS_KEY = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+"
+                      r"|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[A-Za-z0-9/_-]+")
+_SUBNET = re.compile(r"subnet-[0-9a-f]{8,17}")
+_SECURITY_GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
+
+
+def kms_key_arn() -> str | None:
+    """The KMS key of training volumes, model outputs and endpoints (``SMSPARK_KMS_KEY_ARN``); None when unset."""
+    raw = os.environ.get(KMS_KEY_VAR, "").strip()
+    if not raw:
+        return None
+    if not _KMS_KEY.fullmatch(raw):
+        raise ValueError(f"{KMS_KEY_VAR}={raw!r} is not a KMS key; allowed: a key ARN "
+                         "(arn:aws:kms:<region>:<account>:key/<id>), an alias ARN, a key id or alias/<name>")
+    return raw
+
+
+def _id_list(var: str, pattern: re.Pattern[str], example: str, most: int) -> tuple[str, ...]:
+    ids = tuple(part.strip() for part in os.environ.get(var, "").split(",") if part.strip())
+    bad = [i for i in ids if not pattern.fullmatch(i)]
+    if bad:
+        raise ValueError(f"{var}: {', '.join(map(repr, bad))} not allowed; expected comma-separated ids like {example}")
+    if len(ids) > most:
+        raise ValueError(f"{var} names {len(ids)} ids; SageMaker's VpcConfig allows at most {most}")
+    return ids
+
+
+def subnet_ids() -> tuple[str, ...]:
+    """Private subnets of training jobs and models (``SMSPARK_SUBNET_IDS``, comma-separated); empty = no VPC."""
+    return _id_list(SUBNETS_VAR, _SUBNET, "subnet-0123456789abcdef0", 16)
+
+
+def security_group_ids() -> tuple[str, ...]:
+    """Their security groups (``SMSPARK_SECURITY_GROUP_IDS``, comma-separated); needed with subnets."""
+    return _id_list(SECURITY_GROUPS_VAR, _SECURITY_GROUP, "sg-0123456789abcdef0", 5)

@@ -1,4 +1,9 @@
-"""Schedules: retrain weekly on everything prepared so far (an unchanged model is adopted, not retrained)."""
+"""Schedules: retrain weekly on everything prepared so far (an unchanged model is adopted, not retrained).
+
+Its declarative twin is the automation condition of `credit_training_channels` (`smspark_assets.ownership`):
+weekly after new features, or on a code change. That one acts only when the automation sensor is turned
+on; running both starts no second training, because an unchanged training job is adopted.
+"""
 
 import dagster as dg
 

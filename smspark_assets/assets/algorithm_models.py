@@ -17,7 +17,7 @@ Add ``ALGORITHM_ASSETS`` to the Definitions' assets and ``algorithms_job`` to it
 """
 
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -26,15 +26,18 @@ from smspark_assets.assets.algorithm_catalog import BY_KEY, DEMO_MODELS, GROUP, 
 from smspark_assets.assets.algorithm_data import (
     algorithm_documents, algorithm_interactions, algorithm_training_channels, models_prefix,
 )
-from smspark_assets.assets.algorithm_scoring import score_endpoint
+from smspark_assets.assets.algorithm_scoring import score_endpoint, score_with_transform_job
+from smspark_assets.assets.algorithm_tables import publish_endpoint_figures
 from smspark_assets.assets.serving import deploy_gated_model
 from smspark_assets.assets.training import train_register_and_gate
 from smspark_assets.environment import region
 from smspark_assets.resources.aws import SageMakerResource
+from smspark_assets.resources.catalog import CatalogResource
 from smspark_assets.resources.storage import ObjectStoreResource
 from smspark_assets.sagemaker.algorithms import algorithm_spec
 from smspark_assets.sagemaker.algorithms.content_types import RECORDIO
 from smspark_assets.sagemaker.artifacts import ArtifactError, model_file_from_tar, read_pca
+from smspark_assets.sagemaker.endpoints import ensure_endpoint
 from smspark_assets.sagemaker.training import Channel, TrainingResult
 
 
@@ -52,8 +55,19 @@ class AlgorithmModelConfig(dg.Config):
 
 
 class AlgorithmEndpointConfig(dg.Config):
+    """How a demo model is served. Demo endpoints default to serverless: they answer a few requests a run,
+    and a serverless endpoint costs nothing while nobody calls it; ``none`` serves no endpoint at all (the
+    held-out scoring then runs a batch transform job)."""
+
+    endpoint_mode: Literal["realtime", "serverless", "none"] = Field(
+        default="serverless", description="realtime (instances), serverless, or none (batch transform only).")
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
+    serverless_memory_mb: int | None = Field(default=None, description="Serverless memory: 1024..6144 MB, "
+                                                                       "steps of 1024 (default 2048).")
+    serverless_max_concurrency: int = 5
+    rollout_wait_seconds: int = Field(default=30, description="Bake after each traffic step of an update "
+                                                              "while the rollback alarms are watched, 0..3600.")
 
 
 def pca_explained_variance_ratio(store: ObjectStoreResource, model_data_url: str,
@@ -147,6 +161,9 @@ MODEL_ASSETS: dict[str, dg.AssetsDefinition] = {m.key: build_model_asset(m) for 
 ENDPOINT_ASSETS: dict[str, dg.AssetsDefinition] = {m.key: build_endpoint_asset(m) for m in DEMO_MODELS}
 
 
+SERVERLESS_MAX_REQUEST_BYTES = 4_000_000  # "4 MB": the smaller reading of the limit holds on AWS and locally
+
+
 class EndpointScoresConfig(dg.Config):
     sample_rows: int = Field(default=1000, description="At most this many held-out rows per endpoint.")
     max_request_bytes: int = Field(default=5 * 1024 * 1024, description="Request size limit (5 MiB at most).")
@@ -160,7 +177,7 @@ class EndpointScoresConfig(dg.Config):
          **{f"{m.key}_endpoint": dg.AssetIn(m.endpoint_asset_name) for m in DEMO_MODELS}},
 )
 def algorithm_endpoint_scores(context: dg.AssetExecutionContext, config: EndpointScoresConfig,
-                              sagemaker: SageMakerResource, store: ObjectStoreResource,
+                              sagemaker: SageMakerResource, store: ObjectStoreResource, catalog: CatalogResource,
                               **inputs: Any) -> dg.Output[dict[str, Any]]:
     """Every algorithm endpoint answering: a held-out sample of its data sent as recordIO-protobuf requests
     (at most 5 MiB each), the answers read into the algorithm's SageMaker-Spark output columns
@@ -170,21 +187,36 @@ def algorithm_endpoint_scores(context: dg.AssetExecutionContext, config: Endpoin
         raise dg.Failure(f"sample_rows must be at least 1, got {config.sample_rows}")
     channels = inputs["algorithm_training_channels"]["models"]
     results: dict[str, dict[str, Any]] = {}
+    recreated: list[str] = []  # endpoints the idle reaper had deleted, created again from their configs
     for model in DEMO_MODELS:
         endpoint = inputs[f"{model.key}_endpoint"]
         source_key, channel = model.sample_channel
         data = channels[source_key]
-        figures = score_endpoint(
-            sagemaker.runtime, endpoint["endpoint_name"], model, data["channels"][channel]["uri"],
-            config.sample_rows, config.max_request_bytes, channels[model.key], store.arrow_filesystem())
+        channel_uri = data["channels"][channel]["uri"]
+        if endpoint.get("endpoint_mode") == "none":  # no endpoint: a batch transform job of the model
+            figures = score_with_transform_job(
+                sagemaker.sagemaker, store, model, endpoint["model_name"], channel_uri, config.sample_rows,
+                channels[model.key], f"{models_prefix()}/{model.key}/transform", sagemaker.poll_seconds,
+                log=context.log.info)
+        else:
+            if ensure_endpoint(sagemaker.sagemaker, endpoint["endpoint_name"], endpoint["config_name"],
+                               sagemaker.poll_seconds, {"asset": model.endpoint_asset_name}, context.log.info):
+                recreated.append(endpoint["endpoint_name"])
+            # A serverless endpoint takes at most 4 MiB per request (real-time: 6 MiB; we send <= 5 MiB).
+            limit = min(config.max_request_bytes, SERVERLESS_MAX_REQUEST_BYTES) \
+                if endpoint.get("endpoint_mode") == "serverless" else config.max_request_bytes
+            figures = score_endpoint(sagemaker.runtime, endpoint["endpoint_name"], model, channel_uri,
+                                     config.sample_rows, limit, channels[model.key], store.arrow_filesystem())
         results[model.key] = figures
-        context.log.info(f"{endpoint['endpoint_name']}: {figures['summary']}")
+        context.log.info(f"{figures['endpoint_name']}: {figures['summary']}")
     metadata: dict[str, Any] = {f"{key}__{name}": value for key, figs in results.items()
                                 for name, value in figs["figures"].items()}
+    metadata["recreated_endpoints"] = ", ".join(recreated) or "none"
     metadata["columns_by_endpoint"] = dg.MetadataValue.json({BY_KEY[k].endpoint_name: f["columns"]
                                                              for k, f in results.items()})
     metadata["summary"] = dg.MetadataValue.md("\n".join(
         f"* **{BY_KEY[k].endpoint_name}** ({BY_KEY[k].title}): {f['summary']}" for k, f in results.items()))
+    metadata["table"] = publish_endpoint_figures(catalog, store, results)  # queryable: one row per figure
     return dg.Output(results, metadata=metadata)
 
 

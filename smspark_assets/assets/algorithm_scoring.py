@@ -5,13 +5,15 @@ The request side is the SageMaker-Spark layer's:
 sparse), :func:`~smspark_assets.sagemaker.batching.transform` (bodies of at most 5 MiB, answers matched by
 position) and :func:`~smspark_assets.sagemaker.deserializers.deserializer_for` (the algorithm's output
 columns). The figures are computed from the endpoint's answers only, so they say
-what the served model does, not what the training job reported.
+what the served model does, not what the training job reported. An endpoint in mode ``none`` is scored
+by a batch transform job of its model instead (:func:`score_with_transform_job`), with the same figures.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from scipy.stats import rankdata
@@ -22,6 +24,7 @@ from smspark_assets.sagemaker.deserializers import deserializer_for
 from smspark_assets.sagemaker.recordio import Sparse
 from smspark_assets.sagemaker.serializers import Features, RecordIOProtobufSerializer
 from smspark_assets.sagemaker.spark_channels import read_recordio_channel
+from smspark_assets.sagemaker.transform import TransformRequest, output_uri_for, run_transform_job
 
 
 def held_out_sample(channel_uri: str, rows: int, filesystem: Any = None) -> tuple[Features, np.ndarray | None]:
@@ -100,6 +103,19 @@ def figures_for(model: DemoModel, columns: Mapping[str, np.ndarray], features: F
     return {"rmse": rmse, "r2": 1.0 - rmse ** 2 / variance if variance > 0 else float("nan")}
 
 
+def _report(endpoint_name: str, model: DemoModel, columns: Mapping[str, np.ndarray], features: Features,
+            labels: np.ndarray | None, data: Mapping[str, Any], rows: int, requests: int, seconds: float
+            ) -> dict[str, Any]:
+    figures = figures_for(model, columns, features, labels, data)
+    figures.update(rows=float(rows), requests=float(requests),
+                   rows_per_second=round(rows / seconds, 1) if seconds > 0 else float("nan"))
+    shapes = {name: (list(values.shape[1:]) or "scalar") for name, values in columns.items()}
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in figures.items()
+                      if k not in ("rows", "requests", "rows_per_second"))
+    return {"endpoint_name": endpoint_name, "figures": figures, "columns": shapes,
+            "summary": f"{rows} rows in {requests} request(s): {shown}"}
+
+
 def score_endpoint(runtime: Any, endpoint_name: str, model: DemoModel, channel_uri: str, sample_rows: int,
                    max_request_bytes: int, data: Mapping[str, Any], filesystem: Any = None) -> dict[str, Any]:
     """Send the held-out sample to ``endpoint_name``; return figures, output columns and a summary line."""
@@ -116,11 +132,39 @@ def score_endpoint(runtime: Any, endpoint_name: str, model: DemoModel, channel_u
     started = time.perf_counter()
     columns = transform(records, invoke, deserializer, max_bytes=max_request_bytes, stats=stats)
     seconds = time.perf_counter() - started
-    figures = figures_for(model, columns, features, labels, data)
-    figures.update(rows=float(stats.records), requests=float(stats.requests),
-                   rows_per_second=round(stats.records / seconds, 1) if seconds > 0 else float("nan"))
-    shapes = {name: (list(values.shape[1:]) or "scalar") for name, values in columns.items()}
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in figures.items()
-                      if k not in ("rows", "requests", "rows_per_second"))
-    return {"endpoint_name": endpoint_name, "figures": figures, "columns": shapes,
-            "summary": f"{int(stats.records)} rows in {stats.requests} request(s): {shown}"}
+    return _report(endpoint_name, model, columns, features, labels, data, int(stats.records), stats.requests,
+                   seconds)
+
+
+def score_with_transform_job(sm: Any, store: Any, model: DemoModel, model_name: str, channel_uri: str,
+                             sample_rows: int, data: Mapping[str, Any], work_prefix: str,
+                             poll_seconds: float = 30.0, instance_type: str = "ml.m5.large",
+                             log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The same figures as :func:`score_endpoint`, from a batch transform job of ``model_name`` (endpoint
+    mode ``none``): the sample is written as one recordIO-protobuf object, SageMaker splits it by record,
+    and the ``.out`` object (the recordIO answers of its requests, back to back) is read as one answer.
+    """
+    features, labels = held_out_sample(channel_uri, sample_rows, store.arrow_filesystem())
+    records = RecordIOProtobufSerializer().serialize(features)
+    deserializer = deserializer_for(model.algorithm, predictor_type=model.predictor_type)
+    body = records.body()
+    fingerprint = hashlib.sha256(body).hexdigest()[:16]
+    input_uri = f"{work_prefix.rstrip('/')}/input/{fingerprint}/sample.rec"
+    output_uri = f"{work_prefix.rstrip('/')}/output/{fingerprint}"
+    if not store.exists(input_uri):
+        store.write_bytes(input_uri, body)
+    request = TransformRequest(
+        model_name=model_name, input_uri=input_uri, output_uri=output_uri, content_type=records.content_type,
+        input_fingerprint=fingerprint, accept=deserializer.accept, split_type="RecordIO",
+        batch_strategy="MultiRecord", assemble_with="None", max_payload_mb=5, instance_type=instance_type,
+        tags={"project": "smspark_assets"})
+    started = time.perf_counter()
+    result = run_transform_job(sm, request, f"algo-{model.key.replace('_', '-')}-scores", poll_seconds, log)
+    answer = store.read_bytes(output_uri_for(input_uri, input_uri, output_uri))
+    columns = deserializer.deserialize(answer, len(records))
+    seconds = time.perf_counter() - started
+    report = _report(f"transform job {result.job_name}", model, columns, features, labels, data, len(records),
+                     1, seconds)
+    report["transform_job"] = result.job_name
+    report["adopted"] = result.adopted
+    return report

@@ -2,6 +2,8 @@
 
 
 import io
+import re
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -9,16 +11,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from smspark_assets.assets.day_metadata import add_day_metadata, run_range, table_schema
 from smspark_assets.assets.scoring import SCORES_TABLE, credit_scores
 from smspark_assets.environment import s3_uri
 from smspark_assets.layout import layout
 from smspark_assets.partitions import daily_partitions
-from smspark_assets.resources.catalog import CatalogResource
+from smspark_assets.resources.catalog import CatalogResource, columns_of, publish_parquet_table
 from smspark_assets.resources.dynamodb_writes import invalid_item_reasons
 from smspark_assets.resources.storage import ObjectStoreResource
 
 LATEST_SCORES_TABLE = "credit_scores_latest"
-SERVED_COLUMNS = ["application_id", "prediction", "model_name", "scored_at"]
+SERVED_COLUMNS = ["application_id", "prediction", "model_name", "model_version", "scored_at"]
 QUARANTINE_FILE = "rejected.parquet"
 
 
@@ -32,7 +35,8 @@ QUARANTINE_FILE = "rejected.parquet"
     metadata={"dynamodb/table": LATEST_SCORES_TABLE, "dynamodb/key": "application_id",
               "dynamodb/partition_attribute": "dt"},
 )
-def credit_scores_dynamodb(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pd.DataFrame:
+def credit_scores_dynamodb(context: dg.AssetExecutionContext, store: ObjectStoreResource,
+                           catalog: CatalogResource) -> pd.DataFrame:
     """The latest score per application id, served to applications from the DynamoDB table
     `credit_scores_latest` (key `application_id`), upserted day by day with batch writes. Rows DynamoDB
     would refuse (an id over 2,048 bytes, an item over 400 KB, ...) are quarantined with their reason
@@ -41,6 +45,8 @@ def credit_scores_dynamodb(context: dg.AssetExecutionContext, store: ObjectStore
     frames = []
     quarantined: dict[str, int] = {}
     reasons_seen: dict[str, int] = {}
+    rows_by_day: dict[str, int] = {}
+    reasons_by_day: dict[str, dict[str, int]] = {}
     for day in context.partition_keys:
         day_table = store.parquet_dataset(f"{layout().scores}/dt={day}").to_table(
             columns=SERVED_COLUMNS)
@@ -58,12 +64,15 @@ def credit_scores_dynamodb(context: dg.AssetExecutionContext, store: ObjectStore
             quarantined[day] = int(bad.sum())
             for reason, count in reasons[bad].str.replace(r"\d+ bytes", "N bytes", regex=True).value_counts().items():
                 reasons_seen[reason] = reasons_seen.get(reason, 0) + int(count)
+                reasons_by_day.setdefault(day, {})[reason] = int(count)
             context.log.warning(f"{day}: {int(bad.sum())} row(s) quarantined, not written to DynamoDB: {uri}")
         elif store.exists(uri):
             store.delete(uri)  # a re-scored day without bad rows leaves no quarantine of its last run
         frames.append(day_frame[~bad])
+        rows_by_day[day] = len(day_frame)
     # One item per application: when an id appears on several days, the latest day's score wins.
     frame = pd.concat(frames, ignore_index=True).drop_duplicates("application_id", keep="last")
+    _add_dynamodb_day_metadata(context, catalog, frame, rows_by_day, quarantined, reasons_by_day)
     metadata: dict[str, object] = {"days": len(frames), "dagster/row_count": len(frame),
                                    "items_quarantined": sum(quarantined.values())}
     if quarantined:
@@ -74,11 +83,39 @@ def credit_scores_dynamodb(context: dg.AssetExecutionContext, store: ObjectStore
     return frame
 
 
+DYNAMODB_QUARANTINE_TABLE = "credit_scores_dynamodb_quarantine"
+
+
+def _add_dynamodb_day_metadata(context: dg.AssetExecutionContext, catalog: CatalogResource, frame: pd.DataFrame,
+                               rows_by_day: dict[str, int], quarantined: dict[str, int],
+                               reasons_by_day: dict[str, dict[str, int]]) -> None:
+    """Each day's own figures on its materialization (the writer's figures are the run's), the item
+    schema, and the quarantine as a catalog table (``smspark.credit_scores_dynamodb_quarantine``)."""
+    items_by_day = frame["dt"].value_counts().to_dict() if len(frame) else {}
+    add_day_metadata(context, {day: {
+        "scored_rows": rows, "items_quarantined": quarantined.get(day, 0),
+        # The day's items handed to the writer (its figures are the run's): not the quarantined rows, nor ids
+        # a later day of this run scored. An item a later day already holds in the table is kept by the
+        # writer (counted run-wide in items_kept_for_a_later_day), so re-running an old day may count fewer.
+        "items_written": int(items_by_day.get(day, 0)), "dagster/row_count": int(items_by_day.get(day, 0)),
+        "quarantine_reasons": dg.MetadataValue.json(reasons_by_day.get(day, {})),
+        "partitions": dg.MetadataValue.json([day]),
+    } for day, rows in rows_by_day.items()})
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    context.add_output_metadata({"run_partitions": run_range(list(rows_by_day)),
+                                 "dagster/column_schema": table_schema(schema)})
+    quarantine_columns = columns_of(schema.append(pa.field("quarantine_reason", pa.string())), exclude=("dt",))
+    catalog.register_table(DYNAMODB_QUARANTINE_TABLE, dynamodb_quarantine_prefix(), quarantine_columns,
+                           [("dt", "string")], sorted(quarantined),
+                           description="Scored rows DynamoDB would refuse, with the reason, by day (dt)")
+
+
 def dynamodb_quarantine_prefix() -> str:
     """Where rows DynamoDB would refuse are kept, by day (next to the raw rows' quarantine)."""
     return s3_uri(layout().bucket, "quarantine/credit_scores_dynamodb")
 
 
+# {model} is a SageMaker model name (checked against MODEL_NAME_RE before it is put into the SQL).
 PERFORMANCE_SQL = f"""
 SELECT decile,
        COUNT(*) AS applications,
@@ -87,11 +124,14 @@ SELECT decile,
 FROM (
   SELECT prediction, defaulted_12m, NTILE(10) OVER (ORDER BY prediction) AS decile
   FROM {SCORES_TABLE}
-  WHERE split = 'test'
+  WHERE split = 'test' AND model_name = '{{model}}'
 )
 GROUP BY decile
 ORDER BY decile
 """
+MODEL_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# Models created from a registry version: <group>-v<version>-<hash> (smspark_assets.sagemaker.registry).
+_VERSION_IN_NAME = re.compile(r"-v(\d+)-[0-9a-f]{8}$")
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -106,16 +146,59 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 @dg.asset(deps=[credit_scores], group_name="outputs", kinds={"athena", "parquet"},
           io_manager_key="parquet_io_manager")
-def credit_model_performance(context: dg.AssetExecutionContext, catalog: CatalogResource) -> pd.DataFrame:
-    """Calibration by decile on the held-out test split of every scored day, computed in SQL over the
-    catalog table (Athena on AWS, DuckDB locally): predicted versus observed default rate."""
-    deciles = catalog.query(PERFORMANCE_SQL)
-    test = catalog.query(f"SELECT prediction, defaulted_12m FROM {SCORES_TABLE} WHERE split = 'test'")
+def credit_model_performance(context: dg.AssetExecutionContext, catalog: CatalogResource,
+                             credit_default_endpoint: dict[str, Any], store: ObjectStoreResource) -> pd.DataFrame:
+    """Calibration by decile on the held-out test split, for the model the endpoint serves, computed in SQL
+    over the catalog table (Athena on AWS, DuckDB locally): predicted versus observed default rate.
+
+    It depends on the endpoint, so a newly served model marks it stale. When the scores hold no test rows of
+    the served model yet (the days were not re-scored since it was deployed), it evaluates the model that
+    scored the most test rows and says so: `evaluates_served_model` is false."""
+    served = str(credit_default_endpoint.get("model_name") or "")
+    counts = catalog.query(f"SELECT model_name, COUNT(*) AS n FROM {SCORES_TABLE} WHERE split = 'test' "
+                           "GROUP BY model_name ORDER BY n DESC, model_name")
+    found = dict(zip(counts["model_name"].astype(str), counts["n"].astype(int)))
+    if not found:
+        raise dg.Failure(f"{SCORES_TABLE} holds no test rows; materialize credit_scores first")
+    evaluated = served if served in found else next(iter(found))
+    if not MODEL_NAME_RE.match(evaluated):
+        raise dg.Failure(f"model name {evaluated!r} in {SCORES_TABLE} is not a SageMaker model name")
+    if evaluated != served:
+        context.log.warning(f"no test row of {SCORES_TABLE} was scored by the served model {served}; evaluating "
+                            f"{evaluated} instead (re-score the days with credit_scores)")
+    version = (credit_default_endpoint.get("model_version") if evaluated == served else None)
+    if version is None and (match := _VERSION_IN_NAME.search(evaluated)):
+        version = int(match.group(1))
+    sql = PERFORMANCE_SQL.format(model=evaluated)
+    deciles = catalog.query(sql)
+    test = catalog.query(f"SELECT prediction, defaulted_12m FROM {SCORES_TABLE} "
+                         f"WHERE split = 'test' AND model_name = '{evaluated}'")
     test_auc = auc(test["defaulted_12m"].to_numpy(), test["prediction"].to_numpy())
+    deciles = deciles.assign(model_name=evaluated, model_version=None if version is None else str(version))
     context.add_output_metadata({
+        "model_name": evaluated,
+        "model_version": int(version) if version is not None else 0,
+        "served_model": served,
+        "evaluates_served_model": evaluated == served,
+        "models_in_scores": dg.MetadataValue.json(found),
         "test_auc": test_auc,
         "test_applications": len(test),
-        "sql": dg.MetadataValue.md(f"```sql\n{PERFORMANCE_SQL.strip()}\n```"),
+        "sql": dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```"),
         "deciles": dg.MetadataValue.md(deciles.to_markdown(index=False) if len(deciles) else "(empty)"),
     })
+    # Also a catalog table (one object, replaced per run), so it joins with the scores in SQL.
+    table = pa.Table.from_pandas(deciles.assign(model_version=deciles["model_version"].astype("string")),
+                                 preserve_index=False)
+    publish_parquet_table(catalog, store, PERFORMANCE_TABLE, performance_table_location(), table,
+                          description="Calibration by decile on the test split of the evaluated model")
+    context.add_output_metadata({"table": f"{catalog.database}.{PERFORMANCE_TABLE}",
+                                 "dagster/column_schema": table_schema(table.schema)})
     return deciles
+
+
+PERFORMANCE_TABLE = "credit_model_performance"
+
+
+def performance_table_location() -> str:
+    """Where the catalog's copy of the performance table lives (one Parquet object)."""
+    return s3_uri(layout().bucket, "tables/credit_model_performance")

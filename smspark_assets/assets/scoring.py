@@ -1,11 +1,13 @@
 """Scoring: Spark sends every day's features through the live endpoint and writes the scored table."""
 
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from smspark_assets.assets.day_metadata import add_day_metadata, daily_check_spec, day_check_events, plain, run_range, table_schema
 from smspark_assets.assets.features import credit_features
 from smspark_assets.environment import region
 from smspark_assets.layout import layout
@@ -19,6 +21,15 @@ from smspark_assets.tables import parquet_rows
 SCORES_TABLE = "credit_scores"
 ALL_ROWS_SCORED = "every_feature_row_scored"
 MAX_PAYLOAD_BYTES = 5 * 1024 * 1024
+SCORE_COLUMN_DESCRIPTIONS = {
+    "application_id": "The application's id (the table's key within a day)",
+    "prediction": "The model's probability of default within 12 months",
+    "model_name": "The SageMaker model that scored the row",
+    "model_version": "The model registry version the endpoint served (null when none)",
+    "scored_at": "When the run scored the day (UTC, one value per run)",
+    "split": "train / validation / test, by application id hash",
+    "defaulted_12m": "The observed label, when known",
+}
 
 
 class ScoringConfig(dg.Config):
@@ -33,12 +44,13 @@ class ScoringConfig(dg.Config):
     group_name="scoring",
     kinds={"spark", "sagemaker", "parquet", "athena"},
     metadata={"uri": dg.MetadataValue.path(layout().scores), "dagster/table_name": f"smspark.{SCORES_TABLE}"},
-    check_specs=[dg.AssetCheckSpec(ALL_ROWS_SCORED, asset="credit_scores",
-                                   description="Every feature row of the day got exactly one prediction.")],
+    # Evaluated per day: a backfill of 14 days shows 14 results, one on each partition.
+    check_specs=[daily_check_spec(ALL_ROWS_SCORED, "credit_scores", daily_partitions,
+                                  "Every feature row of the day got exactly one prediction.")],
 )
 def credit_scores(context: dg.AssetExecutionContext, config: ScoringConfig, credit_default_endpoint: dict[str, Any],
                   spark: SparkJobRunner, sagemaker: SageMakerResource, catalog: CatalogResource,
-                  store: ObjectStoreResource) -> dg.MaterializeResult:
+                  store: ObjectStoreResource) -> Iterator[dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation]:
     """Every application of the day with the model's `prediction` (probability of default), scored by
     Spark executors through the live endpoint in requests of at most 5 MiB; Parquet partitioned by `dt`,
     registered as the catalog table `smspark.credit_scores` (Athena on AWS, DuckDB locally)."""
@@ -57,27 +69,40 @@ def credit_scores(context: dg.AssetExecutionContext, config: ScoringConfig, cred
         "max_payload_bytes": min(int(config.max_payload_mb * 1024 * 1024), MAX_PAYLOAD_BYTES),
         "id_column": "application_id",
         "model_name": credit_default_endpoint["model_name"],
+        "model_version": credit_default_endpoint.get("model_version"),
     })
-    reported = dict(invocation.get_materialize_result().metadata or {})
-    first = next((o for o in store.list_objects(f"{paths.scores}/dt={days[0]}") if o.uri.endswith(".parquet")), None)
-    if first is None:
-        raise dg.Failure(f"the scoring job wrote nothing under {paths.scores}/dt={days[0]}")
-    schema = store.parquet_dataset(first.uri).schema
-    catalog.register_table(SCORES_TABLE, paths.scores, columns_of(schema, exclude=("dt",)), [("dt", "string")], days)
+    reported = {k: plain(v) for k, v in (invocation.get_materialize_result().metadata or {}).items()}
+    scored_rows = {day: int((reported.get("rows_scored_by_dt") or {}).get(day, 0)) for day in days}
+    schema = None
+    for day in days:  # the first day with rows gives the table's columns (an empty day writes no file)
+        first = next((o for o in store.list_objects(f"{paths.scores}/dt={day}") if o.uri.endswith(".parquet")), None)
+        if first is not None:
+            schema = store.parquet_dataset(first.uri).schema
+            break
+    if schema is None:
+        raise dg.Failure(f"the scoring job wrote nothing under {paths.scores} for {run_range(days)}")
+    catalog.register_table(SCORES_TABLE, paths.scores, columns_of(schema, exclude=("dt",)), [("dt", "string")], days,
+                           description="Credit applications scored by the served model, by day (dt)")
     feature_rows = {day: parquet_rows(store, f"{paths.features}/dt={day}") for day in days}
-    scored_rows = dict(_plain(reported.get("rows_scored_by_dt")) or {})
-    unscored = {day: n - int(scored_rows.get(day, 0)) for day, n in feature_rows.items()
-                if n != int(scored_rows.get(day, 0))}
-    return dg.MaterializeResult(
-        metadata={**reported, "table": f"{catalog.database}.{SCORES_TABLE}",
-                  "endpoint_name": credit_default_endpoint["endpoint_name"],
-                  "model_name": credit_default_endpoint["model_name"]},
-        check_results=[dg.AssetCheckResult(
-            check_name=ALL_ROWS_SCORED, passed=not unscored,
-            metadata={"feature_rows": sum(feature_rows.values()), "scored_rows": sum(map(int, scored_rows.values())),
-                      "days_with_a_difference": dg.MetadataValue.json(unscored)})],
-    )
-
-
-def _plain(value: Any) -> Any:
-    return getattr(value, "value", value)
+    add_day_metadata(context, {day: {
+        "dagster/row_count": scored_rows[day], "rows_scored": scored_rows[day], "feature_rows": feature_rows[day],
+        "partitions": dg.MetadataValue.json([day]),
+        "warnings": dg.MetadataValue.json([w for w in reported.get("warnings") or [] if f"dt={day}" in w]),
+    } for day in days})
+    yield dg.MaterializeResult(metadata={
+        "run_partitions": run_range(days),
+        "run_rows_scored": reported.get("rows_scored"), "run_requests": reported.get("requests"),
+        "run_payload_bytes": reported.get("payload_bytes"), "run_duration_s": reported.get("duration_s"),
+        "rows_per_s": reported.get("rows_per_s"), "max_payload_bytes": reported.get("max_payload_bytes"),
+        "scored_at": reported.get("scored_at"),
+        "feature_columns": dg.MetadataValue.json(reported.get("feature_columns") or []),
+        "table": f"{catalog.database}.{SCORES_TABLE}",
+        "endpoint_name": credit_default_endpoint["endpoint_name"],
+        "model_name": credit_default_endpoint["model_name"],
+        "dagster/column_schema": table_schema(schema, SCORE_COLUMN_DESCRIPTIONS),
+    })
+    yield from day_check_events(context, ALL_ROWS_SCORED, {
+        day: (scored_rows[day] == feature_rows[day],
+              {"feature_rows": feature_rows[day], "scored_rows": scored_rows[day],
+               "difference": feature_rows[day] - scored_rows[day]})
+        for day in days})

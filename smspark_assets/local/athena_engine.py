@@ -13,6 +13,9 @@
    function (``read_csv('/etc/...')``) nor ``COPY ... TO`` can touch anything outside the store.
 5. The query, translated to DuckDB by sqlglot, runs; the result comes back as text columns rendered as
    Athena prints them, with Athena-typed column info.
+
+``SHOW PARTITIONS [[awsdatacatalog.]db.]table`` (Athena's one DDL statement users query most) answers
+from the Glue partitions alone: one ``partition`` column, ``key=value[/key=value]`` per partition.
 """
 
 from __future__ import annotations
@@ -69,6 +72,12 @@ class _Scan:
     bytes: int = 0
 
 
+# SHOW PARTITIONS <table>: a table name of one to three parts, each plain, "quoted" or `quoted`.
+_NAME_PART = r'(?:[A-Za-z_][\w$]*|"(?:[^"]|"")+"|`[^`]+`)'
+_SHOW_PARTITIONS = re.compile(
+    rf"^\s*SHOW\s+PARTITIONS\s+(?P<name>{_NAME_PART}(?:\s*\.\s*{_NAME_PART}){{0,2}})\s*;?\s*$",
+    re.IGNORECASE)
+
 # (db, table) -> (table doc, partition docs) or None; the Glue store's snapshot reader.
 TableReader = Callable[[str, str], "tuple[dict[str, Any], list[dict[str, Any]]] | None"]
 DatabaseExists = Callable[[str], bool]
@@ -100,6 +109,9 @@ def run_query(
     on_connection: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> QueryResult:
     """Plan and run ``sql`` in ``database``; raises :class:`QueryFailed` with Athena's reason."""
+    show = _SHOW_PARTITIONS.match(sql) if isinstance(sql, str) else None
+    if show is not None:
+        return _show_partitions(sql, show, database, read_table, database_exists)
     tree = _parse(sql)
     tables = _resolve_tables(tree, sql, database, database_exists, read_table)
     _name_expression_columns(tree)
@@ -129,6 +141,34 @@ def run_query(
         return QueryResult([column_info(n, t) for n, t in zip(names, types)], table, scan.bytes)
     finally:
         con.close()
+
+
+def _show_partitions(
+    sql: str, match: re.Match[str], database: str, read_table: TableReader, database_exists: DatabaseExists
+) -> QueryResult:
+    """The Glue partitions of one table as Athena lists them, sorted; a table without partition keys fails."""
+    start = match.start("name")
+    where = f"line {sql.count(chr(10), 0, start) + 1}:{start - (sql.rfind(chr(10), 0, start) + 1) + 1}"
+    try:
+        # DDL statements are Hive's: `quoted` parts mean what "quoted" parts mean in queries.
+        name_text = re.sub(r"`([^`]+)`", lambda m: '"' + m.group(1).replace('"', '""') + '"', match.group("name"))
+        node = exp.to_table(name_text, dialect="athena")
+    except sqlglot.errors.ParseError:
+        raise QueryFailed(f"SYNTAX_ERROR: {where}: not a table name: {match.group('name')!r}") from None
+    catalog, db, name = node.catalog.lower(), (node.db or database).lower(), node.name.lower()
+    if catalog and catalog != CATALOG:
+        raise QueryFailed(f"CATALOG_NOT_FOUND: {where}: Catalog '{catalog}' does not exist")
+    if not database_exists(db):
+        raise QueryFailed(f"SCHEMA_NOT_FOUND: {where}: Schema '{db}' does not exist")
+    entry = read_table(db, name)
+    if entry is None:
+        raise QueryFailed(f"TABLE_NOT_FOUND: {where}: Table '{CATALOG}.{db}.{name}' does not exist")
+    table, parts = entry
+    keys = [k["Name"].lower() for k in table.get("PartitionKeys", [])]
+    if not keys:
+        raise QueryFailed(f"NOT_SUPPORTED: {where}: Table '{CATALOG}.{db}.{name}' is not partitioned")
+    listed = sorted("/".join(f"{k}={v}" for k, v in zip(keys, part.get("Values", []))) for part in parts)
+    return QueryResult([column_info("partition", "VARCHAR")], pa.table({"partition": pa.array(listed, pa.string())}))
 
 
 def _parse(sql: str) -> exp.Expression:

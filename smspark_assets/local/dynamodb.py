@@ -13,6 +13,13 @@ tables in memory; two files make them durable:
 Taking a snapshot starts a new journal generation under the same lock, so restoring = loading the
 snapshot (generation ``g``) and replaying the journals ``>= g`` in order. moto is not thread-safe, so
 requests are serialised.
+
+Paginated reads are linear: moto answers each page of a ``Query`` or ``Scan`` by filtering, sorting and
+skipping through the whole table again, so reading a day of N items in pages cost O(N * table). The
+host runs such a read once, whole, cuts it into DynamoDB's 1 MB pages and answers the following pages
+(requested with the ``LastEvaluatedKey`` it handed out) from memory until the next write
+(:class:`PagedReads`). Reads it cannot reproduce exactly (``Limit``, filters, segments, ``COUNT``,
+consumed capacity, legacy parameters) go to moto page by page as before.
 """
 
 from __future__ import annotations
@@ -22,9 +29,12 @@ import json
 import os
 import pickle
 import random
+import re
 import struct
 import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -39,6 +49,14 @@ _READ_ONLY = {
 # What moto reads from a request's headers (region and account come from the credential scope).
 _REPLAY_HEADERS = ("content-type", "x-amz-target", "authorization", "x-moto-account-id")
 _RECORD = struct.Struct("<II")
+_JSON_HEADERS = [("Content-Type", "application/x-amz-json-1.0")]
+# DynamoDB reads at most 1 MB per Query or Scan page; the host's pages hold at most this many bytes of items.
+PAGE_BYTES = 1_000_000
+# Pages kept for reads in progress (oldest read dropped first); a page not kept is read from moto instead.
+PAGE_CACHE_BYTES = 256 * 1024 * 1024
+# Parameters under which a page depends on more than the items and the start key: left to moto.
+_NOT_PAGED_HERE = ("Limit", "FilterExpression", "QueryFilter", "ScanFilter", "ConditionalOperator", "Segment",
+                   "TotalSegments", "AttributesToGet")
 
 
 class DynamoDBHost:
@@ -64,6 +82,8 @@ class DynamoDBHost:
         self.replayed = 0
         # Share of BatchWriteItem items handed back unprocessed (fault injection; the service sets it).
         self.unprocessed_rate: Callable[[], float] = lambda: 0.0
+        self.paged_reads = PagedReads()
+        self.page_bytes = PAGE_BYTES
 
     # -- files ------------------------------------------------------------------------------------------
 
@@ -183,7 +203,12 @@ class DynamoDBHost:
         self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes, target: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """Answer one DynamoDB request (always a POST); returns ``(status, headers, body)``."""
-        writes = target.rsplit(".", 1)[-1] not in _READ_ONLY
+        action = target.rsplit(".", 1)[-1]
+        writes = action not in _READ_ONLY
+        if action in ("Query", "Scan"):
+            answered = self._paged_read(path, query, headers, body, action)
+            if answered is not None:
+                return answered
         held: dict[str, list[Any]] = {}
         if target.endswith(".BatchWriteItem"):
             rate = self.unprocessed_rate()
@@ -203,12 +228,70 @@ class DynamoDBHost:
                 response_headers = [(k, v) for k, v in response_headers if k.lower() not in
                                     ("content-length", "x-amz-crc32")]
             if writes and status == 200:
+                self.paged_reads.clear()  # pages cut before a write may no longer be what a read sees
                 self._append(path, query, headers, body)
                 now = time.monotonic()
                 self._last_write = now
                 if self._dirty_since is None:
                     self._dirty_since = now
         return status, response_headers, out
+
+    def _paged_read(self, path: str, query: str, headers: list[tuple[str, str]], body: bytes, action: str
+                    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """A page of a Query or Scan from the host's pages, or None to let moto answer it."""
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict) or not _pageable(doc):
+            return None
+        read = _read_identity(action, doc, headers)
+        with self._lock:
+            start = doc.get("ExclusiveStartKey")
+            if start is not None:
+                page = self.paged_reads.take(read, start)
+                return None if page is None else (200, list(_JSON_HEADERS), page)
+            keys = self._key_attributes(path, query, headers, doc)
+            if keys is None:
+                return None
+            ask, added = _with_key_attributes(doc, keys)
+            status, response_headers, out = self._call_whole(path, query, headers, json.dumps(ask).encode())
+            if status != 200:
+                return status, response_headers, out
+            answer = json.loads(out)
+            pages = cut_pages(answer.get("Items", []), keys, added, self.page_bytes)
+            self.paged_reads.keep(read, pages[1:], pages[0].last_key)
+            return 200, list(_JSON_HEADERS), pages[0].body
+
+    def _call_whole(self, path: str, query: str, headers: list[tuple[str, str]], body: bytes
+                    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """moto's answer to a read without its 1 MB page limit (the caller holds the lock)."""
+        from moto.dynamodb.models import table as moto_table
+
+        limit = moto_table.RESULT_SIZE_LIMIT
+        moto_table.RESULT_SIZE_LIMIT = float("inf")
+        try:
+            return self._call(path, query, headers, body)
+        finally:
+            moto_table.RESULT_SIZE_LIMIT = limit
+
+    def _key_attributes(self, path: str, query: str, headers: list[tuple[str, str]], doc: dict[str, Any]
+                        ) -> list[str] | None:
+        """The attributes a ``LastEvaluatedKey`` of this read holds: the table's keys, then the index's."""
+        describe = [(k, "DynamoDB_20120810.DescribeTable" if k.lower() == "x-amz-target" else v) for k, v in headers]
+        status, _, out = self._call(path, query, describe, json.dumps({"TableName": doc.get("TableName")}).encode())
+        if status != 200:
+            return None  # moto answers the read itself, with its own error
+        table = json.loads(out)["Table"]
+        names = [k["AttributeName"] for k in table.get("KeySchema", [])]
+        index_name = doc.get("IndexName")
+        if index_name:
+            indexes = table.get("GlobalSecondaryIndexes", []) + table.get("LocalSecondaryIndexes", [])
+            index = next((i for i in indexes if i.get("IndexName") == index_name), None)
+            if index is None:
+                return None
+            names += [k["AttributeName"] for k in index.get("KeySchema", []) if k["AttributeName"] not in names]
+        return names
 
     def _append(self, path: str, query: str, headers: list[tuple[str, str]], body: bytes) -> None:
         kept = {k.lower(): v for k, v in headers if k.lower() in _REPLAY_HEADERS}
@@ -261,6 +344,126 @@ class DynamoDBHost:
                     self.save()
                 except Exception:  # noqa: BLE001 - retried on the next tick; the service must keep serving
                     time.sleep(1.0)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a read: the answer's body and the ``LastEvaluatedKey`` it ends with (None: the last)."""
+
+    body: bytes
+    last_key: dict[str, Any] | None
+
+
+class PagedReads:
+    """Pages of reads in progress, by (read, start key); all dropped on any write.
+
+    A read is identified by its action, its parameters without ``ExclusiveStartKey`` and the caller's
+    account and region; the page after a ``LastEvaluatedKey`` is kept under that key. At most
+    ``max_bytes`` of pages are kept: the oldest reads' pages go first.
+    """
+
+    def __init__(self, max_bytes: int = PAGE_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._pages: OrderedDict[tuple[str, str], Page] = OrderedDict()
+        self._bytes = 0
+        self.served = 0
+
+    def clear(self) -> None:
+        self._pages.clear()
+        self._bytes = 0
+
+    def keep(self, read: str, pages: list[Page], first_key: dict[str, Any] | None = None) -> None:
+        """Keep ``pages`` (the pages after the first) under the last key of the page before each."""
+        previous = first_key
+        for page in pages:
+            if previous is None:
+                break
+            self._pages[(read, _canonical(previous))] = page
+            self._bytes += len(page.body)
+            previous = page.last_key
+        while self._bytes > self.max_bytes and self._pages:
+            _, dropped = self._pages.popitem(last=False)
+            self._bytes -= len(dropped.body)
+
+    def take(self, read: str, start: dict[str, Any]) -> bytes | None:
+        """The page of ``read`` after ``start``, once (None when it is not kept)."""
+        page = self._pages.pop((read, _canonical(start)), None)
+        if page is None:
+            return None
+        self._bytes -= len(page.body)
+        self.served += 1
+        return page.body
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _pageable(doc: dict[str, Any]) -> bool:
+    """A read the host pages exactly as DynamoDB: every item counted, no limit, no segments."""
+    if any(name in doc for name in _NOT_PAGED_HERE):
+        return False
+    if doc.get("Select") == "COUNT" or doc.get("ReturnConsumedCapacity", "NONE") != "NONE":
+        return False
+    return isinstance(doc.get("TableName"), str)
+
+
+def _read_identity(action: str, doc: dict[str, Any], headers: list[tuple[str, str]]) -> str:
+    """The read's action, parameters (without its start key) and the caller's account and region."""
+    lowered = {k.lower(): v for k, v in headers}
+    scope = re.search(r"Credential=[^/]*/[^/]*/([^/]*)/", lowered.get("authorization", ""))
+    return _canonical([action, {k: v for k, v in doc.items() if k != "ExclusiveStartKey"},
+                       scope.group(1) if scope else "", lowered.get("x-moto-account-id", "")])
+
+
+def _with_key_attributes(doc: dict[str, Any], keys: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The read asking also for the key attributes its projection leaves out (to build each page's
+    ``LastEvaluatedKey``); the names added, to be removed from the items again."""
+    projection = doc.get("ProjectionExpression")
+    if not isinstance(projection, str):
+        return doc, []
+    names = dict(doc.get("ExpressionAttributeNames") or {})
+    heads = set()
+    for path in projection.split(","):
+        head = re.split(r"[.\[]", path.strip(), maxsplit=1)[0]
+        heads.add(names.get(head, head))
+    added = [key for key in keys if key not in heads]
+    if not added:
+        return doc, []
+    extra = []
+    for number, key in enumerate(added):
+        alias = f"#smsparkkey{number}"
+        names[alias] = key
+        extra.append(alias)
+    return {**doc, "ProjectionExpression": ", ".join([projection, *extra]), "ExpressionAttributeNames": names}, added
+
+
+def cut_pages(items: list[dict[str, Any]], keys: list[str], added: list[str], page_bytes: int = PAGE_BYTES
+              ) -> list[Page]:
+    """Cut a whole read's items (in moto's order) into pages of at most ``page_bytes`` of item JSON;
+    each page but the last ends with the ``LastEvaluatedKey`` of its last item."""
+    pages: list[Page] = []
+    chunk: list[str] = []
+    size = 0
+
+    def close(last: dict[str, Any] | None) -> None:
+        last_key = None if last is None else {k: last[k] for k in keys if k in last}
+        body = '{"Count":%d,"Items":[%s],"ScannedCount":%d' % (len(chunk), ",".join(chunk), len(chunk))
+        body += (',"LastEvaluatedKey":%s}' % json.dumps(last_key)) if last_key is not None else "}"
+        pages.append(Page(body.encode(), last_key))
+
+    previous: dict[str, Any] | None = None
+    for item in items:
+        shown = {k: v for k, v in item.items() if k not in added} if added else item
+        text = json.dumps(shown)
+        if chunk and size + len(text) > page_bytes:
+            close(previous)
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text)
+        previous = item
+    close(None)
+    return pages
 
 
 def _hold_back(body: bytes, rate: float) -> tuple[bytes | None, dict[str, list[Any]]]:

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote
 
 from smspark_assets.local.api_keys import ApiKey, load_or_create_api_key
 from smspark_assets.local.private_files import open_private
-from smspark_assets.local.scores_api_limits import QUOTA_EXCEEDED, THROTTLED, UsagePlanLimiter
+from smspark_assets.local.scores_api_limits import QUOTA_EXCEEDED, THROTTLED, QuotaStore, UsagePlanLimiter
 from smspark_assets.local.scores_api_spec import ApiSpec, GatewayResponse, UsagePlan, load_cloudformation, load_spec
 from smspark_assets.local.scores_api_vtl import TemplateError, VelocityInput, request_context
 
@@ -53,6 +53,8 @@ _GATEWAY_ERRORS = {
 _INTERNAL_ERROR = b'{"message": "Internal server error"}'
 _CONTEXT_VAR = re.compile(r"\$context\.([A-Za-z0-9_.]+)")
 ACCESS_LOG_NAME = "scores-api-access.log"
+# The usage plan's quota counters (durable: a restart does not reset a daily quota).
+QUOTA_DB_NAME = "scores-api.sqlite"
 
 
 def _query_dict(query: Mapping[str, list[str]] | str) -> dict[str, list[str]]:
@@ -67,7 +69,8 @@ class ScoresApi:
         self.spec = spec or load_spec()
         self.key: ApiKey = load_or_create_api_key(service.layout)
         self.plan = self.spec.usage_plan
-        self.limiter = UsagePlanLimiter(self.plan)
+        self.quota = QuotaStore(service.layout.local_dir / QUOTA_DB_NAME)
+        self.limiter = UsagePlanLimiter(self.plan, quota=self.quota)
         self._config_mtime: int | None = None
         self._config_lock = threading.Lock()
         self.access_log_path: Path = service.layout.local_dir / ACCESS_LOG_NAME
@@ -112,7 +115,8 @@ class ScoresApi:
                              int(overrides.get("quota_limit", self.spec.usage_plan.quota_limit)),
                              str(overrides.get("quota_period", self.spec.usage_plan.quota_period)))
             if plan != self.plan:
-                self.plan, self.limiter = plan, UsagePlanLimiter(plan)
+                # A new plan gets new token buckets; the quota counts carry over, as in API Gateway.
+                self.plan, self.limiter = plan, UsagePlanLimiter(plan, quota=self.quota)
             self._config_mtime = mtime
 
     # -- the pipeline -----------------------------------------------------------------------------------
@@ -229,6 +233,7 @@ class ScoresApi:
     def shutdown(self) -> None:
         with self._log_lock:
             self._log.close()
+        self.quota.close()
 
 
 def _access_log_format() -> str:

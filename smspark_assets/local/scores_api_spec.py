@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from smspark_assets.local.scores_api_render import direct_renderer
 from smspark_assets.local.scores_api_vtl import CompiledTemplate
 
 _DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -126,7 +127,7 @@ def _route_regex(resource_path: str) -> re.Pattern[str]:
 
 def _template(templates: dict[str, str] | None, name: str) -> CompiledTemplate | None:
     source = (templates or {}).get(JSON)
-    return CompiledTemplate(source, name) if source is not None else None
+    return CompiledTemplate(source, name, direct_renderer(source)) if source is not None else None
 
 
 def _routes(doc: dict[str, Any]) -> tuple[Route, ...]:

@@ -24,7 +24,7 @@ import base64
 import json
 import re
 import threading
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote, unquote_plus
 
 from functools import lru_cache
@@ -115,35 +115,32 @@ class VelocityInput:
         return json.dumps(json_path(self._document(), expression), separators=(",", ":"))
 
 
+# Java's StringEscapeUtils.escapeJavaScript for the ASCII range (str.translate: one C-level pass).
+_JS_ESCAPES: dict[int, str] = {code: f"\\u{code:04X}" for code in (*range(32), 0x7F)}
+_JS_ESCAPES.update({ord(c): "\\" + c for c in "\"'\\/"})
+_JS_ESCAPES.update({8: "\\b", 10: "\\n", 9: "\\t", 12: "\\f", 13: "\\r"})
+_JS_PLAIN = re.compile(r"[ !#-&(-.0-\[\]-~]*")  # printable ASCII but for quotes, / and backslash: nothing to escape
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _unicode_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:  # Java strings are UTF-16: one escape per surrogate
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04X}\\u{0xDC00 + (code & 0x3FF):04X}"
+    return f"\\u{code:04X}"
+
+
 def escape_javascript(text: Any) -> str:
     """Java's ``StringEscapeUtils.escapeJavaScript`` (commons-lang 2), which ``$util.escapeJavaScript`` is:
     quotes, backslash and ``/`` escaped, control characters and everything past ASCII as ``\\uXXXX``."""
     if text is None:
         return ""
-    out: list[str] = []
-    for char in str(text):
-        code = ord(char)
-        if char in "\"'\\/":
-            out.append("\\" + char)
-        elif char == "\b":
-            out.append("\\b")
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\f":
-            out.append("\\f")
-        elif char == "\r":
-            out.append("\\r")
-        elif code < 32 or code > 0x7E:
-            if code > 0xFFFF:  # Java strings are UTF-16: one escape per surrogate
-                code -= 0x10000
-                out.append(f"\\u{0xD800 + (code >> 10):04X}\\u{0xDC00 + (code & 0x3FF):04X}")
-            else:
-                out.append(f"\\u{code:04X}")
-        else:
-            out.append(char)
-    return "".join(out)
+    value = str(text)
+    if _JS_PLAIN.fullmatch(value):
+        return value
+    value = value.translate(_JS_ESCAPES)
+    return value if value.isascii() else _NON_ASCII.sub(_unicode_escape, value)
 
 
 class VelocityUtil:
@@ -178,17 +175,32 @@ _UTIL = VelocityUtil()
 
 
 class CompiledTemplate:
-    """One mapping template, parsed once (parsing costs more than rendering)."""
+    """One mapping template, parsed once (parsing costs more than rendering).
 
-    def __init__(self, source: str, name: str) -> None:
+    ``direct``: a renderer that produces airspeed's output for this exact text without airspeed (see
+    :mod:`.scores_api_render`); it answers None for inputs it does not handle, which airspeed renders.
+    """
+
+    def __init__(self, source: str, name: str,
+                 direct: Callable[[VelocityInput, dict[str, Any], dict[str, str]], str | None] | None = None) -> None:
         self.source = source
         self.name = name
+        self.direct = direct
         self._template = _airspeed().Template(source, filename=name)
         self._lock = threading.Lock()
         self._compiled = False
 
     def render(self, input_: VelocityInput, context: dict[str, Any], stage_variables: dict[str, str]) -> str:
         """The template's output; ``context`` is changed in place (``responseOverride``)."""
+        if self.direct is not None:
+            out = self.direct(input_, context, stage_variables)
+            if out is not None:
+                return out
+        return self.render_with_airspeed(input_, context, stage_variables)
+
+    def render_with_airspeed(self, input_: VelocityInput, context: dict[str, Any],
+                             stage_variables: dict[str, str]) -> str:
+        """The template's output from airspeed (what :attr:`direct` is proven equal to)."""
         if not self._compiled:
             with self._lock:  # airspeed compiles lazily and is not safe to compile from two threads
                 self._template.ensure_compiled()

@@ -128,6 +128,9 @@ class LocalService:
         self.training.client_env = self.client_environment
         self.endpoints.client_env = self.client_environment
         self.training.on_behalf = self.endpoints.on_behalf = self.actions.record_as
+        # SageMaker writes a training job's log to /aws/sagemaker/TrainingJobs, stream <job>/algo-1-<epoch s>.
+        self.training.publish_log = lambda name, lines: self.target_apis["Logs_20140328"].append(
+            "/aws/sagemaker/TrainingJobs", f"{name}/algo-1-{int(time.time())}", lines)
         if self.sagemaker.transforms is not None:
             self.sagemaker.transforms.client_env = self.client_environment
         self.httpd.service = self

@@ -162,6 +162,8 @@ class TrainingRunner:
         self.client_env: Callable[[str | None], dict[str, str]] = lambda role_arn=None: {}
         # Records what the service does on the job role's behalf (S3 reads and writes): (service, action, role).
         self.on_behalf: Callable[[str, str, str], None] = lambda service, action, principal: None
+        # Publishes an ended job's log lines to CloudWatch Logs, as SageMaker does (the service sets it).
+        self.publish_log: Callable[[str, list[str]], None] = lambda name, lines: None
 
     # -- public -----------------------------------------------------------------------------------------
 
@@ -530,6 +532,12 @@ class TrainingRunner:
 
         self._set(name, change)
         self._log(name, f"job {status}" + (f": {reason}" if reason else ""))
+        try:
+            path = self.layout.training_log(name)
+            if path.is_file():
+                self.publish_log(name, path.read_text(errors="replace").splitlines())
+        except Exception:  # noqa: BLE001 - a log that cannot be published must not change the job's outcome
+            pass
 
 
 def _drop_missing_artifact(doc: dict[str, Any], layout: LocalLayout) -> None:

@@ -14,6 +14,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from smspark_assets.resources.local_stack import StackConnection, connect
+from smspark_assets.sagemaker.training import SecuritySettings
 
 
 class AwsServiceResource(dg.ConfigurableResource):
@@ -69,6 +70,16 @@ class SageMakerResource(AwsServiceResource):
     # How often to poll a job or endpoint; the local stack answers in seconds, AWS in minutes.
     poll_seconds: float = 30.0
     instance_type: str = "ml.m5.xlarge"
+    # On AWS (see the README): the KMS key of training volumes and model outputs, and the optional VPC of
+    # training jobs and models. None/empty locally: the embedded stack has neither.
+    kms_key_id: str | None = None
+    subnet_ids: list[str] = []
+    security_group_ids: list[str] = []
+
+    def security(self) -> SecuritySettings:
+        """What every training job, tuning job and model this resource creates carries (KMS, VPC, isolation)."""
+        return SecuritySettings(kms_key_id=self.kms_key_id or None, subnet_ids=tuple(self.subnet_ids),
+                                security_group_ids=tuple(self.security_group_ids))
 
     @cached_property
     def sagemaker(self) -> Any:

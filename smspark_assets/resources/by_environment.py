@@ -13,8 +13,8 @@ from typing import Any
 
 import dagster as dg
 
-from smspark_assets.environment import (Environment, default_bucket, get_environment, project_root, region,
-                                        s3_uri)
+from smspark_assets.environment import (Environment, default_bucket, get_environment, kms_key_arn, project_root,
+                                        region, s3_uri, security_group_ids, subnet_ids)
 from smspark_assets.layout import layout
 from smspark_assets.resources.aws import DynamoDBResource, SageMakerResource
 from smspark_assets.resources.catalog import GlueAthenaCatalogResource
@@ -23,6 +23,7 @@ from smspark_assets.resources.spark import EmrServerlessSparkJobRunner
 from smspark_assets.resources.spark_emr_cluster import EmrClusterSparkJobRunner
 from smspark_assets.resources.scores_api import ScoresApiResource
 from smspark_assets.resources.storage import S3ObjectStoreResource
+from smspark_assets.sagemaker.training import SecuritySettings
 
 # One-machine Spark for jobs on the stack's EMR: loopback only, UTC, few shuffle partitions, Arrow on.
 LOCAL_SPARK_CONF: dict[str, str] = {
@@ -59,6 +60,8 @@ class Settings:
     athena_workgroup: Any = "primary"
     # The scores API (API Gateway): URL and key on AWS; the stack's own locally.
     scores_api: dict[str, Any] | None = None
+    # SageMaker's KMS key and VPC (SageMakerResource fields kms_key_id, subnet_ids, security_group_ids).
+    sagemaker_security: dict[str, Any] | None = None
 
 
 def local_settings() -> Settings:
@@ -104,7 +107,17 @@ def aws_settings() -> Settings:
         pipes_bucket=dg.EnvVar("SMSPARK_PIPES_BUCKET"),
         athena_workgroup=os.environ.get("SMSPARK_ATHENA_WORKGROUP", "primary"),
         scores_api={"url": dg.EnvVar("SMSPARK_SCORES_API_URL"), "api_key": dg.EnvVar("SMSPARK_SCORES_API_KEY")},
+        sagemaker_security=sagemaker_security(),
     )
+
+
+def sagemaker_security() -> dict[str, Any]:
+    """The SageMakerResource's KMS key and VPC from the environment, checked now (a VPC needs subnets and
+    security groups): bad settings fail when the code location loads, before any job starts."""
+    security = SecuritySettings(kms_key_id=kms_key_arn(), subnet_ids=subnet_ids(),
+                                security_group_ids=security_group_ids())
+    return {"kms_key_id": security.kms_key_id, "subnet_ids": list(security.subnet_ids),
+            "security_group_ids": list(security.security_group_ids)}
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
@@ -119,7 +132,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             **connection, **settings.emr, pipes_bucket=settings.pipes_bucket or settings.bucket,
             poll_seconds=settings.emr_poll_seconds),
         "sagemaker": SageMakerResource(**connection, role_arn=settings.sagemaker_role_arn,
-                                       poll_seconds=settings.sagemaker_poll_seconds),
+                                       poll_seconds=settings.sagemaker_poll_seconds,
+                                       **(settings.sagemaker_security or {})),
         "dynamodb": dynamodb,
         "catalog": GlueAthenaCatalogResource(**connection, output_location=settings.athena_output,
                                              workgroup=settings.athena_workgroup,

@@ -62,9 +62,18 @@ class GlueAthenaCatalogResource(AwsServiceResource):
         return self._clients[service]
 
     def register_table(self, name: str, location: str, columns: list[tuple[str, str]],
-                       partition_keys: list[tuple[str, str]], partitions: Sequence[str]) -> None:
-        """Create or update table ``name`` at ``location`` and add ``partitions`` (values of the one key)."""
+                       partition_keys: list[tuple[str, str]], partitions: Sequence[str],
+                       description: str = "") -> None:
+        """Create or update table ``name`` at ``location`` and add ``partitions`` (values of the one key).
+
+        With no ``partition_keys`` the table is the Parquet files directly under ``location``.
+        """
         from botocore.exceptions import ClientError
+
+        if len(partition_keys) > 1:
+            raise ValueError(f"{self.database}.{name}: at most one partition key is supported, got {partition_keys}")
+        if partitions and not partition_keys:
+            raise ValueError(f"{self.database}.{name}: partitions {list(partitions)[:3]} given without a partition key")
 
         glue = self._client("glue")
         try:
@@ -82,12 +91,16 @@ class GlueAthenaCatalogResource(AwsServiceResource):
         table_input = {"Name": name, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": storage,
                        "PartitionKeys": [{"Name": c, "Type": t} for c, t in partition_keys],
                        "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"}}
+        if description:
+            table_input["Description"] = description
         try:
             glue.create_table(DatabaseName=self.database, TableInput=table_input)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "AlreadyExistsException":
                 raise
             glue.update_table(DatabaseName=self.database, TableInput=table_input)
+        if not partition_keys:
+            return
         key = partition_keys[0][0]
         inputs = [{"Values": [v], "StorageDescriptor": {**storage, "Location": f"{location.rstrip('/')}/{key}={v}/"}}
                   for v in partitions]
@@ -152,6 +165,30 @@ def _numeric(column: pd.Series) -> pd.Series:
         return column
 
 
+def publish_parquet_table(catalog: GlueAthenaCatalogResource, store: Any, name: str, location: str,
+                          table: pa.Table, day: str | None = None, file_name: str = "part-0.parquet",
+                          description: str = "") -> str:
+    """Write ``table`` as one Parquet object under ``location`` (``dt=<day>/`` when a day is given: that
+    day's object is replaced whole) and register it as catalog table ``name``; returns the object's URI.
+
+    For outputs computed in the Dagster process (small tables: figures, rejected rows), so they can be
+    joined in SQL with the Spark-written tables.
+    """
+    import io
+
+    import pyarrow.parquet as pq
+
+    folder = location.rstrip("/") + (f"/dt={day}" if day else "")
+    uri = f"{folder}/{file_name}"
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    store.write_bytes(uri, sink.getvalue())
+    columns = columns_of(table.schema, exclude=("dt",) if day else ())
+    catalog.register_table(name, location, columns, [("dt", "string")] if day else [], [day] if day else [],
+                           description=description)
+    return uri
+
+
 def table_location(bucket: str, *parts: str) -> str:
     return s3_uri(bucket, *parts)
 
@@ -159,5 +196,5 @@ def table_location(bucket: str, *parts: str) -> str:
 # The one catalog of the platform; the name the assets use for it.
 CatalogResource = GlueAthenaCatalogResource
 
-__all__ = ["CatalogResource", "GlueAthenaCatalogResource", "athena_type", "columns_of",
+__all__ = ["CatalogResource", "GlueAthenaCatalogResource", "athena_type", "columns_of", "publish_parquet_table",
            "split_s3_uri", "table_location"]

@@ -8,7 +8,12 @@
   write that still fails raises :class:`PartialWriteError`, naming exactly which rows were not written.
 * Days are reconciled: items carry their day (``dt``); an item is not overwritten by an earlier day
   (:func:`stored_days`), and the items of a re-written day that are no longer in it are deleted
-  (:func:`delete_stale_items`), except those another day has overwritten since.
+  (:func:`delete_stale_items`), except those another day has overwritten since. A day that held no
+  items before the write (:func:`day_has_items`, one single-item Query) has nothing to reconcile.
+* Memory stays flat in the size of a day: a table to write arrives as a :class:`FrameStream` of
+  bounded pandas frames (a whole DataFrame is cut into ``STREAM_ROWS``-row frames), items are built a
+  frame at a time, and what must span the whole write (its keys, for duplicates and reconciliation)
+  is one Arrow string array.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,6 +39,34 @@ MAX_NUMBER_MAGNITUDE = 1e126
 MIN_NUMBER_MAGNITUDE = 1e-130
 # How many unwritten keys an error message lists (the row ranges it gives are always complete).
 KEYS_IN_MESSAGE = 20
+# Rows per frame of a streamed write: items of a frame (~1.5 KB each as boto3 request dicts) are the
+# largest thing a write holds, so this bounds its memory (~15 MB) whatever the size of the day.
+STREAM_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class FrameStream:
+    """A table to write as a sequence of pandas frames, produced on demand (so it can be read twice:
+    once to check every row before anything is written, once to write).
+
+    ``frames`` returns a new iterator over the frames each time, in the same order with the same rows.
+    With ``later_rows_win``, a key that appears more than once is written once, with its last row
+    (as ``drop_duplicates(keep="last")``, e.g. when several days are written and the latest day's
+    score wins); without it, a repeated key refuses the whole write.
+    """
+
+    frames: Callable[[], Iterable[pd.DataFrame]]
+    later_rows_win: bool = False
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return iter(self.frames())
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, rows: int = STREAM_ROWS) -> "FrameStream":
+        """One DataFrame as consecutive frames of at most ``rows`` rows (views, not copies)."""
+        if rows < 1:
+            raise ValueError(f"rows per frame must be >= 1, got {rows}")
+        return cls(lambda: (frame.iloc[start:start + rows] for start in range(0, max(len(frame), 1), rows)))
 
 
 class UnprocessedItemsError(RuntimeError):
@@ -336,8 +370,8 @@ def _index_active(client, table: str, index: str) -> bool:
                for i in description.get("GlobalSecondaryIndexes", []))
 
 
-def keys_of_day(client, table: str, key: str, day_attribute: str, day: str) -> list[str]:
-    """The keys of the stored items whose day is ``day``.
+def _day_pages(client, table: str, key: str, day_attribute: str, day: str, **limit: Any) -> Iterator[list[str]]:
+    """The keys of the stored items whose day is ``day``, a page at a time.
 
     A Query on the keys-only day index reads only that day's (key, day) pairs; while the index is not
     built yet (a table created before it), a Scan with a filter reads the whole table instead.
@@ -348,17 +382,39 @@ def keys_of_day(client, table: str, key: str, day_attribute: str, day: str) -> l
     if _index_active(client, table, index):
         pages = client.get_paginator("query").paginate(
             TableName=table, IndexName=index, KeyConditionExpression="#d = :d", ProjectionExpression="#k",
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values, **limit)
     else:
         pages = client.get_paginator("scan").paginate(
             TableName=table, FilterExpression="#d = :d", ProjectionExpression="#k",
             ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-    return [_key_of(item, key) for page in pages for item in page.get("Items", [])]
+    for page in pages:
+        yield [_key_of(item, key) for item in page.get("Items", [])]
+
+
+def keys_of_day(client, table: str, key: str, day_attribute: str, day: str) -> list[str]:
+    """The keys of the stored items whose day is ``day`` (see :func:`_day_pages`)."""
+    return [k for page in _day_pages(client, table, key, day_attribute, day) for k in page]
+
+
+def day_has_items(client, table: str, key: str, day_attribute: str, day: str) -> bool:
+    """Whether any stored item has ``day`` as its day: a Query of one item on the day index (a Scan
+    until the first match while the index is being built). A day that had none needs no reconciling."""
+    return any(page for page in _day_pages(client, table, key, day_attribute, day, Limit=1))
+
+
+def _as_key_array(keys: Iterable[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(keys, pa.ChunkedArray):
+        return keys.combine_chunks()
+    if isinstance(keys, pa.Array):
+        return keys
+    return pa.array(list(keys), type=pa.string())
 
 
 def delete_stale_items(client_factory: Callable[[], Any], table: str, key: str, day_attribute: str, day: str,
-                       keep: set[str], threads: int = 4) -> dict[str, int]:
-    """Delete the items of ``day`` whose key is not in ``keep`` (the day as just written).
+                       keep: Iterable[str] | pa.Array | pa.ChunkedArray, threads: int = 4) -> dict[str, int]:
+    """Delete the items of ``day`` whose key is not in ``keep`` (the day as just written: a set of keys,
+    or an Arrow string array, which holds a large day compactly; the day's stored keys are compared
+    with it a page at a time).
 
     Each delete is conditional on the item still belonging to ``day``: an item another day has written
     since (the index is eventually consistent, and runs of other days may write concurrently) is kept.
@@ -367,7 +423,13 @@ def delete_stale_items(client_factory: Callable[[], Any], table: str, key: str, 
     """
     from botocore.exceptions import ClientError
 
-    stale = sorted(set(keys_of_day(client_factory(), table, key, day_attribute, day)) - keep)
+    written = _as_key_array(keep)
+    stale_found: list[str] = []
+    for page in _day_pages(client_factory(), table, key, day_attribute, day):
+        if page:
+            stored = pa.array(page, type=pa.string())
+            stale_found.extend(stored.filter(pc.invert(pc.is_in(stored, value_set=written))).to_pylist())
+    stale = sorted(set(stale_found))
     if not stale:
         return {"deleted": 0, "kept": 0}
     clients = [client_factory() for _ in range(threads)]

@@ -2,22 +2,26 @@
 
 Spark DataFrames never pass through an IO manager: Spark assets write their data themselves and return
 ``MaterializeResult``. What flows here is small (handles to models and endpoints) or table-shaped and
-modest (an evaluation table; the latest score per application for DynamoDB).
+modest (an evaluation table), or streamed: the latest score per application for DynamoDB may come as a
+:class:`~smspark_assets.resources.dynamodb_writes.FrameStream`, written a bounded frame at a time.
 """
 
 
 import io
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from smspark_assets.resources.aws import DynamoDBResource
-from smspark_assets.resources.dynamodb_writes import (KEYS_IN_MESSAGE, delete_stale_items, ensure_table,
+from smspark_assets.resources.dynamodb_writes import (KEYS_IN_MESSAGE, FrameStream, PartialWriteError,
+                                                      day_has_items, delete_stale_items, ensure_table,
                                                       invalid_item_reasons, stored_days, to_attribute_values,
                                                       write_items)
 from smspark_assets.resources.storage import ObjectStoreResource
@@ -67,7 +71,8 @@ class ParquetObjectIOManager(dg.ConfigurableIOManager):
 
 
 class DynamoDBTableIOManager(dg.ConfigurableIOManager):
-    """Upserts a pandas DataFrame into a DynamoDB table, one item per row, a day at a time.
+    """Upserts a table into DynamoDB, one item per row, a day at a time: a pandas DataFrame, or a
+    :class:`FrameStream` of frames for a table too large to hold at once (memory stays flat in its size).
 
     The table and its hash key come from the asset's definition metadata (``dynamodb/table``,
     ``dynamodb/key``); the table is created on demand (on-demand capacity). With
@@ -75,8 +80,8 @@ class DynamoDBTableIOManager(dg.ConfigurableIOManager):
     a keys-only index on that attribute and each written day is reconciled: an item a later day wrote
     is not overwritten, and the items of the day that are no longer in it are deleted (unless another
     day has overwritten them since). Rows DynamoDB would refuse fail the output before anything is
-    written (the asset quarantines them first). Loading reads the items of the asset's partition back,
-    or the whole table.
+    written (the asset quarantines them first): every frame is checked before the first is written.
+    Loading reads the items of the asset's partition back, or the whole table.
     """
 
     dynamodb: dg.ResourceDependency[DynamoDBResource]
@@ -89,34 +94,51 @@ class DynamoDBTableIOManager(dg.ConfigurableIOManager):
         key = str(meta.get("dynamodb/key") or "id")
         return self.table_prefix + table, key
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | FrameStream) -> None:
         table, key = self._table(context)
         day_attribute = (context.definition_metadata or {}).get("dynamodb/partition_attribute")
         day_attribute = str(day_attribute) if day_attribute else None
-        _refuse_unwritable(obj, table, key, day_attribute)
+        stream = obj if isinstance(obj, FrameStream) else FrameStream.of(obj)
+        plan = _check_stream(stream, table, key, day_attribute)
         client = self.dynamodb.dynamodb
         created = ensure_table(client, table, key, day_attribute=day_attribute)
         factory = lambda: self.dynamodb.client("dynamodb")  # noqa: E731 - one client per worker thread
-        keys = obj[key].astype(str)
-        frame = obj
+        # A day that held no items before this write has nothing to reconcile afterwards (one small
+        # Query): a first write of a day never lists the day.
+        days = list(context.asset_partition_keys) if day_attribute and context.has_asset_partitions else []
+        to_reconcile = [day for day in days
+                        if not created and day_has_items(client, table, key, str(day_attribute), day)]
+        totals = {"items": 0, "batches": 0, "retries": 0}
         kept_for_later = 0
-        if day_attribute and day_attribute in obj.columns and not created and len(obj):
-            # A re-run (or a late day) must not put an older score over the one a later day wrote.
-            stored = pd.Series(stored_days(factory, table, key, day_attribute, keys.tolist(), threads=self.threads),
-                               dtype=object)
-            later = keys.map(stored).fillna("").to_numpy(dtype=object) > obj[day_attribute].astype(str).to_numpy()
-            kept_for_later = int(later.sum())
-            frame = obj[~later]
-        stats = write_items(factory, table, to_attribute_values(frame), threads=self.threads, key=key)
+        position = 0
+        for frame in stream:
+            first = position
+            position += len(frame)
+            if plan.superseded is not None:
+                frame = frame[~plan.superseded[first:position]]
+            if day_attribute and day_attribute in frame.columns and not created and len(frame):
+                # A re-run (or a late day) must not put an older score over the one a later day wrote.
+                keys = frame[key].astype(str)
+                stored = pd.Series(stored_days(factory, table, key, day_attribute, keys.tolist(),
+                                               threads=self.threads), dtype=object)
+                later = (keys.map(stored).fillna("").to_numpy(dtype=object)
+                         > frame[day_attribute].astype(str).to_numpy())
+                kept_for_later += int(later.sum())
+                frame = frame[~later]
+            try:
+                stats = write_items(factory, table, to_attribute_values(frame), threads=self.threads, key=key)
+            except PartialWriteError as exc:
+                raise PartialWriteError(f"output rows {first}..{position - 1} (rows before {first} were written): "
+                                        f"{exc}", exc.unwritten_rows, exc.unwritten_keys) from exc
+            totals = {k: totals[k] + stats[k] for k in totals}
         stale = {"deleted": 0, "kept": 0}
-        if day_attribute and context.has_asset_partitions:
-            written = set(keys)
-            for day in context.asset_partition_keys:
-                outcome = delete_stale_items(factory, table, key, day_attribute, day, written, threads=self.threads)
-                stale = {k: stale[k] + outcome[k] for k in stale}
+        for day in to_reconcile:
+            outcome = delete_stale_items(factory, table, key, str(day_attribute), day, plan.keys,
+                                         threads=self.threads)
+            stale = {k: stale[k] + outcome[k] for k in stale}
         context.add_output_metadata({
             "dynamodb/table": table, "dynamodb/key": key, "table_created": created,
-            "items_written": stats["items"], "batches": stats["batches"], "unprocessed_retries": stats["retries"],
+            "items_written": totals["items"], "batches": totals["batches"], "unprocessed_retries": totals["retries"],
             "items_kept_for_a_later_day": kept_for_later,
             "stale_items_deleted": stale["deleted"], "stale_items_kept_other_day": stale["kept"],
         })
@@ -135,26 +157,50 @@ class DynamoDBTableIOManager(dg.ConfigurableIOManager):
         return pd.DataFrame([{k: _plain(v) for k, v in item.items()} for item in items])
 
 
-def _refuse_unwritable(obj: pd.DataFrame, table: str, key: str, day_attribute: str | None) -> None:
-    """Refuse, before any write, a frame DynamoDB would take only in part: a day is written whole."""
-    if key not in obj.columns:
-        raise ValueError(f"cannot write to DynamoDB table {table}: key column {key!r} is missing; "
-                         f"columns are {list(obj.columns)}")
-    if pd.api.types.is_numeric_dtype(obj[key]) or pd.api.types.is_bool_dtype(obj[key]):
-        raise ValueError(f"key column {key!r} holds {obj[key].dtype} values; the table's key is a string: "
-                         f"convert it before writing")
-    duplicated = int(obj[key].duplicated().sum())
-    if duplicated:
-        raise ValueError(f"{duplicated} rows share a {key!r} with another row; one item per key is allowed")
-    reasons = invalid_item_reasons(obj, key, [day_attribute] if day_attribute else [])
-    bad = reasons.notna().to_numpy()
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        listed = "; ".join(f"row {row} ({key}={str(obj[key].iloc[row])[:40]!r}): {reasons.iloc[row]}"
-                           for row in rows[:KEYS_IN_MESSAGE])
-        raise ValueError(f"{len(rows)} of {len(obj)} rows would be refused by DynamoDB, so nothing was written "
-                         f"to {table}: {listed}{' ...' if len(rows) > KEYS_IN_MESSAGE else ''}. "
+@dataclass(frozen=True)
+class _WritePlan:
+    """What a checked stream will write: every key (Arrow strings, in row order) and, when later rows
+    win, which rows a later row of the same key supersedes."""
+
+    keys: pa.Array
+    superseded: np.ndarray | None
+
+
+def _check_stream(stream: FrameStream, table: str, key: str, day_attribute: str | None) -> _WritePlan:
+    """Refuse, before any write, a table DynamoDB would take only in part: a day is written whole."""
+    keys: list[pa.Array] = []
+    bad_rows: list[str] = []
+    bad_count = total = 0
+    for frame in stream:
+        if key not in frame.columns:
+            raise ValueError(f"cannot write to DynamoDB table {table}: key column {key!r} is missing; "
+                             f"columns are {list(frame.columns)}")
+        if len(frame) and (pd.api.types.is_numeric_dtype(frame[key]) or pd.api.types.is_bool_dtype(frame[key])):
+            raise ValueError(f"key column {key!r} holds {frame[key].dtype} values; the table's key is a string: "
+                             f"convert it before writing")
+        reasons = invalid_item_reasons(frame, key, [day_attribute] if day_attribute else [])
+        bad = np.flatnonzero(reasons.notna().to_numpy())
+        bad_count += len(bad)
+        bad_rows.extend(f"row {total + row} ({key}={str(frame[key].iloc[row])[:40]!r}): {reasons.iloc[row]}"
+                        for row in bad[:max(0, KEYS_IN_MESSAGE - len(bad_rows))])
+        if not len(bad):  # the keys are only kept while they can all be written
+            keys.append(pa.array(frame[key].astype(str).to_numpy(dtype=object), type=pa.string()))
+        total += len(frame)
+    if bad_count:
+        raise ValueError(f"{bad_count} of {total} rows would be refused by DynamoDB, so nothing was written "
+                         f"to {table}: {'; '.join(bad_rows)}{' ...' if bad_count > KEYS_IN_MESSAGE else ''}. "
                          f"Quarantine them first (see dynamodb_writes.invalid_item_reasons).")
+    all_keys = pa.chunked_array(keys, type=pa.string()).combine_chunks()
+    duplicated = len(all_keys) - pc.count_distinct(all_keys).as_py()
+    if not duplicated:
+        return _WritePlan(all_keys, None)
+    if not stream.later_rows_win:
+        raise ValueError(f"{duplicated} rows share a {key!r} with another row; one item per key is allowed")
+    # The last row of each key is written; the earlier ones are superseded (drop_duplicates keep="last").
+    last = pa.table({"k": all_keys, "i": pa.array(np.arange(len(all_keys)))}).group_by("k").aggregate([("i", "max")])
+    superseded = np.ones(len(all_keys), dtype=bool)
+    superseded[last.column("i_max").to_numpy()] = False
+    return _WritePlan(all_keys, superseded)
 
 
 def _plain(value: dict[str, Any]) -> Any:

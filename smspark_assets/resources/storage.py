@@ -25,6 +25,10 @@ class ObjectInfo:
     size: int
     last_modified: float
     etag: str
+    # The listing's ChecksumAlgorithm / ChecksumType (S3 adds CRC64NVME to every new object): which
+    # checksum HeadObject can return, and whether it covers the whole content (FULL_OBJECT).
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
 
 
 class S3ObjectStoreResource(AwsServiceResource):
@@ -68,9 +72,11 @@ class S3ObjectStoreResource(AwsServiceResource):
         the fingerprint; changed content changes the ETag. Markers and Spark's work files (``_SUCCESS``,
         ``_temporary/``, ``.crc``: any path segment starting with ``_`` or ``.``) do not count.
 
-        Caveat: an ETag is the MD5 of the content only for single-part uploads without SSE-KMS/SSE-C.
-        Multipart ETags depend on the part size, and SSE-KMS ETags are not content digests, so there the
-        same content can get a new fingerprint. That errs on the safe side (a retrain, never a stale model
+        An object's content counts by its full-object checksum when S3 keeps one (every object written
+        since S3 adds CRC64NVME by default; one HeadObject each), else by its ETag, which is the MD5 of
+        the content only for single-part uploads without SSE-KMS/SSE-C (see :meth:`_content_token`).
+        So under SSE-KMS the same content keeps its fingerprint; where only an ETag is known, the same
+        content can get a new fingerprint, which errs on the safe side (a retrain, never a stale model
         adopted): a fingerprint never stays equal when the content changed.
         """
         prefix = prefix_uri.rstrip("/") + "/"  # a folder: never a sibling such as train_old/
@@ -80,8 +86,28 @@ class S3ObjectStoreResource(AwsServiceResource):
             if any(part.startswith(("_", ".")) for part in relative):
                 continue
             name = "/".join([*relative[:-1], _SPARK_WRITE_UUID.sub("", relative[-1])])
-            digest.update(f"{name}\t{info.etag}\t{info.size}\n".encode())
+            digest.update(f"{name}\t{self._content_token(info)}\t{info.size}\n".encode())
         return digest.hexdigest()
+
+    def _content_token(self, info: ObjectInfo) -> str:
+        """What stands for an object's content: its full-object checksum when S3 has one, else its ETag.
+
+        The ETag is the MD5 of the content only for single-part uploads without SSE-KMS/SSE-C; a
+        full-object checksum (CRC64NVME, which S3 adds to every new object, or the CRC32 the SDKs send) is
+        a function of the content alone. It costs one HeadObject, made only when the listing says there
+        is a checksum. A COMPOSITE checksum (of parts, so of the part size) is no better than the ETag.
+        """
+        if info.checksum_algorithm is None or info.checksum_type == "COMPOSITE":
+            return info.etag
+        bucket, key = split_s3_uri(info.uri)
+        head = self._client().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        value = head.get(f"Checksum{info.checksum_algorithm}")
+        # Servers that do not say the type: a single-part object's checksum (its ETag has no "-<parts>")
+        # covers the whole content.
+        kind = head.get("ChecksumType") or info.checksum_type or ("COMPOSITE" if "-" in info.etag else "FULL_OBJECT")
+        if not value or kind != "FULL_OBJECT":
+            return info.etag
+        return f"{info.checksum_algorithm}:{value}"
 
     def list_prefixes(self, prefix_uri: str, start_after: str | None = None) -> list[str]:
         bucket, key = split_s3_uri(prefix_uri)
@@ -102,8 +128,10 @@ class S3ObjectStoreResource(AwsServiceResource):
         out: list[ObjectInfo] = []
         for page in self._client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
             for obj in page.get("Contents", []):
+                algorithms = obj.get("ChecksumAlgorithm") or [None]
                 out.append(ObjectInfo(s3_uri(bucket, obj["Key"]), int(obj["Size"]),
-                                      obj["LastModified"].timestamp(), obj["ETag"].strip('"')))
+                                      obj["LastModified"].timestamp(), obj["ETag"].strip('"'),
+                                      algorithms[0], obj.get("ChecksumType")))
         return sorted(out, key=lambda o: o.uri)
 
     def read_bytes(self, uri: str) -> bytes:

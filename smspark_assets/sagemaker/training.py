@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 from botocore.exceptions import ClientError, WaiterError
 
 from smspark_assets.interruption import stopped_if_abandoned
+from smspark_assets.sagemaker.images import builtin_algorithm
 from smspark_assets.sagemaker.naming import deterministic_name
 
 MAX_ATTEMPTS = 3
@@ -39,6 +40,72 @@ def channel_prefix(uri: str) -> str:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    """Where training jobs and models run and how their data is encrypted (on AWS, from the settings).
+
+    * ``kms_key_id``: training volumes (``ResourceConfig.VolumeKmsKeyId``) and the model artifacts
+      SageMaker writes (``OutputDataConfig.KmsKeyId``); without it SageMaker uses its own keys.
+    * ``subnet_ids`` + ``security_group_ids``: ``VpcConfig`` of training jobs and models (both or neither).
+    * Built-in algorithm containers get ``EnableNetworkIsolation``: they read their channels and write
+      their model through SageMaker and need no network, so credit data cannot leave them. Custom images
+      are left unisolated: script-mode containers fetch their code at start.
+    * Distributed jobs (more than one instance) encrypt the traffic between their containers.
+
+    :meth:`apply_to_training` serves CreateTrainingJob and a tuning job's ``TrainingJobDefinition`` alike
+    (the same field names); :meth:`model_fields` serves CreateModel.
+    """
+
+    kms_key_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    isolate_builtin_algorithms: bool = True
+
+    def __post_init__(self) -> None:
+        if bool(self.subnet_ids) != bool(self.security_group_ids):
+            given, missing = (("subnet ids", "security group ids") if self.subnet_ids
+                              else ("security group ids", "subnet ids"))
+            raise ValueError(f"a VPC needs both subnet ids and security group ids: {given} were given, "
+                             f"{missing} were not (set both, or neither for no VPC)")
+        if self.kms_key_id is not None and not self.kms_key_id.strip():
+            raise ValueError("kms_key_id is empty: give a KMS key ARN, key id or alias, or None")
+
+    def vpc_config(self) -> dict[str, list[str]] | None:
+        """SageMaker's ``VpcConfig``, or None without a VPC."""
+        if not self.subnet_ids:
+            return None
+        return {"Subnets": list(self.subnet_ids), "SecurityGroupIds": list(self.security_group_ids)}
+
+    def _isolated(self, image: str) -> bool:
+        return self.isolate_builtin_algorithms and builtin_algorithm(image) is not None
+
+    def apply_to_training(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``request`` (CreateTrainingJob kwargs or a ``TrainingJobDefinition``) with the security fields
+        added; ``ResourceConfig``, ``OutputDataConfig`` and ``AlgorithmSpecification`` are read from it."""
+        out = dict(request)
+        if self.kms_key_id:
+            out["ResourceConfig"] = {**out["ResourceConfig"], "VolumeKmsKeyId": self.kms_key_id}
+            out["OutputDataConfig"] = {**out["OutputDataConfig"], "KmsKeyId": self.kms_key_id}
+        vpc = self.vpc_config()
+        if vpc is not None:
+            out["VpcConfig"] = vpc
+        if int(out["ResourceConfig"].get("InstanceCount", 1)) > 1:
+            out["EnableInterContainerTrafficEncryption"] = True
+        if self._isolated(out["AlgorithmSpecification"].get("TrainingImage", "")):
+            out["EnableNetworkIsolation"] = True
+        return out
+
+    def model_fields(self, image: str) -> dict[str, Any]:
+        """The CreateModel fields for a model of ``image``: ``VpcConfig`` and ``EnableNetworkIsolation``."""
+        out: dict[str, Any] = {}
+        vpc = self.vpc_config()
+        if vpc is not None:
+            out["VpcConfig"] = vpc
+        if self._isolated(image):
+            out["EnableNetworkIsolation"] = True
+        return out
+
+
+@dataclass(frozen=True)
 class Channel:
     uri: str
     content_type: str
@@ -61,6 +128,9 @@ class TrainingRequest:
     tags: Mapping[str, str] = field(default_factory=dict)
     # Custom algorithms: regexes SageMaker applies to the job log to fill FinalMetricDataList.
     metric_definitions: Mapping[str, str] = field(default_factory=dict)
+    # KMS key, VPC, isolation. Not part of the job's name: they do not change what is learned, and a
+    # completed job stays adoptable when they change.
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def job_name(self, attempt: int = 1) -> str:
         return deterministic_name(
@@ -70,7 +140,7 @@ class TrainingRequest:
         )
 
     def create_kwargs(self, job_name: str) -> dict[str, Any]:
-        return {
+        return self.security.apply_to_training({
             "TrainingJobName": job_name,
             "AlgorithmSpecification": {
                 "TrainingImage": self.image, "TrainingInputMode": "File",
@@ -93,7 +163,7 @@ class TrainingRequest:
                                "VolumeSizeInGB": self.volume_gb},
             "StoppingCondition": {"MaxRuntimeInSeconds": self.max_runtime_seconds},
             "Tags": [{"Key": k, "Value": v} for k, v in self.tags.items()],
-        }
+        })
 
 
 @dataclass(frozen=True)
@@ -216,8 +286,11 @@ def run_training_job(sm, request: TrainingRequest, poll_seconds: float = 30.0,
 
 
 def ensure_model(sm, model_name: str, image: str, model_data_url: str, role_arn: str,
-                 environment: Mapping[str, str] | None = None) -> bool:
-    """Create the SageMaker model unless it exists; returns True when created."""
+                 environment: Mapping[str, str] | None = None, security: SecuritySettings | None = None) -> bool:
+    """Create the SageMaker model unless it exists; returns True when created.
+
+    ``security`` adds the model's ``VpcConfig`` and network isolation (:meth:`SecuritySettings.model_fields`).
+    """
     try:
         sm.describe_model(ModelName=model_name)
         return False
@@ -228,5 +301,6 @@ def ensure_model(sm, model_name: str, image: str, model_data_url: str, role_arn:
         ModelName=model_name,
         PrimaryContainer={"Image": image, "ModelDataUrl": model_data_url, "Environment": dict(environment or {})},
         ExecutionRoleArn=role_arn,
+        **(security or SecuritySettings()).model_fields(image),
     )
     return True

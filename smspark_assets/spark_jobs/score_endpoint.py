@@ -4,7 +4,8 @@ Params: ``features_prefix``, ``partitions``, ``endpoint_name``, ``output_prefix`
 (``s3://b/scores/credit_applications``); optional ``feature_columns`` (default: the JSON list next to
 the features), ``endpoint_url`` (the local service; ``None`` on AWS), ``region``,
 ``max_payload_bytes`` (default and maximum 5 MiB), ``id_column`` (``application_id``), ``model_name``
-(recorded in every row; default the endpoint name), ``passthrough_columns`` (copied from the features;
+(recorded in every row; default the endpoint name), ``model_version`` (the registry version the endpoint
+serves, recorded in every row; null when not given), ``passthrough_columns`` (copied from the features;
 default: whichever of ``application_date``, ``split``, ``defaulted_12m`` exist), ``max_concurrency``
 (requests in flight per Spark task, default 4), ``rows_per_batch`` (Arrow batch size, default 10,000),
 ``run_id`` (names the staging folder; default a random one).
@@ -16,7 +17,7 @@ SageMaker-Spark layer of :mod:`smspark_assets.sagemaker`: rows are serialized ve
 ``batching.plan_batches`` (a row too large alone is named by its id), and the answers are read by
 ``XGBoostCSVDeserializer``, which checks there is exactly one prediction per row before predictions are
 matched to rows by position. Output columns: the id, the passthrough columns, ``prediction`` (double),
-``model_name``, ``scored_at`` (one UTC timestamp per run) and ``dt``; only the given partitions are
+``model_name``, ``model_version``, ``scored_at`` (one UTC timestamp per run) and ``dt``; only the given partitions are
 replaced, and only after every day was scored and written to a staging prefix
 (:func:`~smspark_assets.spark_jobs.storage.stage_partitions`): a failed re-run (an endpoint error, a
 count mismatch) leaves the previous scores of every day as they were. A day with no feature rows is
@@ -43,7 +44,8 @@ from smspark_assets.spark_jobs.session import apply_runtime_conf
 from smspark_assets.spark_jobs.write_channels import check_columns, read_features, resolve_feature_columns
 
 DEFAULT_PASSTHROUGH: tuple[str, ...] = ("application_date", "split", "defaulted_12m")
-SCORE_COLUMNS: tuple[str, ...] = ("prediction", "model_name", "scored_at")
+# model_version: the registry version the endpoint serves (null when the endpoint handle names none).
+SCORE_COLUMNS: tuple[str, ...] = ("prediction", "model_name", "model_version", "scored_at")
 
 
 def score_endpoint(
@@ -58,6 +60,7 @@ def score_endpoint(
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     id_column: str = ID_COLUMN,
     model_name: str | None = None,
+    model_version: str | int | None = None,
     passthrough_columns: list[str] | None = None,
     max_concurrency: int = 4,
     rows_per_batch: int = 10_000,
@@ -76,6 +79,7 @@ def score_endpoint(
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows_per_batch))
     region = region or default_region()
     model_name = model_name or endpoint_name
+    version_text = None if model_version is None else str(model_version)
 
     cols = resolve_feature_columns(spark, features_prefix, feature_columns)
     df = read_features(spark, features_prefix, parts, "score_endpoint")
@@ -100,6 +104,7 @@ def score_endpoint(
         + [
             T.StructField("prediction", T.DoubleType(), False),
             T.StructField("model_name", T.StringType(), False),
+            T.StructField("model_version", T.StringType(), True),
             T.StructField("scored_at", T.TimestampType(), False),
         ]
     )
@@ -123,6 +128,7 @@ def score_endpoint(
                 + [
                     pa.array(result.predictions, pa.float64()),
                     pa.repeat(pa.scalar(model_name, pa.string()), n),
+                    pa.repeat(pa.scalar(version_text, pa.string()), n),
                     pa.repeat(pa.scalar(scored_at, pa.timestamp("us", tz="UTC")), n),
                 ],
                 names=[*keep, *SCORE_COLUMNS],
@@ -155,6 +161,7 @@ def score_endpoint(
         "duration_s": round(elapsed, 3),
         "endpoint_name": endpoint_name,
         "model_name": model_name,
+        "model_version": version_text,
         "max_payload_bytes": max_payload_bytes,
         "feature_columns": cols,
         "output_prefix": output_prefix,

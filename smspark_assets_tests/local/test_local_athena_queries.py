@@ -372,3 +372,30 @@ def test_idempotency_listing_and_stop(service: Any, data: dict[str, pd.DataFrame
     with pytest.raises(ClientError) as no_group:
         athena.get_work_group(WorkGroup="other")
     assert no_group.value.response["Error"]["Code"] == "InvalidRequestException"
+
+
+def test_show_partitions_lists_the_glue_partitions(service: Any, data: dict[str, pd.DataFrame]) -> None:
+    """Athena's ``SHOW PARTITIONS``: one ``partition`` column, ``key=value`` per registered partition (the
+    day on disk but not registered is not listed), under any of Athena's spellings of the table name."""
+    for sql in ("SHOW PARTITIONS credit", "show partitions smspark.credit;",
+                "SHOW PARTITIONS AwsDataCatalog.smspark.credit", "SHOW PARTITIONS `smspark`.`credit`"):
+        execution = run(service, sql)
+        assert execution["Status"]["State"] == "SUCCEEDED", (sql, execution["Status"])
+        rows, info, _ = results(service, execution["QueryExecutionId"])
+        assert rows == [["partition"], *[[f"dt={day}"] for day in DAYS]], sql
+        assert [c["Name"] for c in info] == ["partition"]
+    assert run(service, "SHOW PARTITIONS empty")["Status"]["State"] == "SUCCEEDED"
+    flat = run(service, "SHOW PARTITIONS big")["Status"]
+    assert flat["StateChangeReason"] == "NOT_SUPPORTED: line 1:17: Table 'awsdatacatalog.smspark.big' is not partitioned"
+    missing = run(service, "SHOW PARTITIONS nope")["Status"]
+    assert missing["StateChangeReason"] == "TABLE_NOT_FOUND: line 1:17: Table 'awsdatacatalog.smspark.nope' does not exist"
+
+
+def test_awsdatacatalog_qualified_names_read_the_same_table(service: Any, data: dict[str, pd.DataFrame]) -> None:
+    for name in ("AwsDataCatalog.smspark.credit", '"awsdatacatalog"."smspark"."credit"', "smspark.credit"):
+        execution = run(service, f"SELECT COUNT(*) FROM {name}")
+        assert execution["Status"]["State"] == "SUCCEEDED", (name, execution["Status"])
+        rows, _, _ = results(service, execution["QueryExecutionId"])
+        assert rows[1] == [str(len(data["credit"]))]
+    other = run(service, "SELECT 1 FROM othercatalog.smspark.credit")["Status"]
+    assert other["StateChangeReason"].startswith("CATALOG_NOT_FOUND: line 1:15: Catalog 'othercatalog'")

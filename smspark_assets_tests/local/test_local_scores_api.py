@@ -6,6 +6,7 @@ OpenAPI document's schemas (checked with openapi-schema-validator's OAS 3.0 vali
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import urllib.error
@@ -19,7 +20,8 @@ from openapi_schema_validator import OAS30Validator, validate
 
 from smspark_assets.local.api_keys import load_or_create_api_key
 from smspark_assets.local.layout import LocalLayout
-from smspark_assets.local.scores_api import api_base_url
+from smspark_assets.local.scores_api import QUOTA_DB_NAME, api_base_url
+from smspark_assets.local.scores_api_limits import QuotaStore, quota_counter_period
 from smspark_assets.local.scores_api_spec import OPENAPI_PATH
 from smspark_assets.resources.scores_api import ScoresApiResource
 from smspark_assets_tests.stack_access import stack_client
@@ -193,7 +195,13 @@ def test_past_the_rate_is_429_then_served_again(api: dict[str, Any]) -> None:
 
 
 def test_past_the_quota_is_429_limit_exceeded(api: dict[str, Any]) -> None:
-    _set_limits(api["root"], rate_limit=1000, burst_limit=1000, quota_limit=3)
+    # The module's earlier requests count today: the quota is 3 more than the stack has counted.
+    layout = LocalLayout.for_root(api["root"])
+    store = QuotaStore(layout.local_dir / QUOTA_DB_NAME)
+    key_id = load_or_create_api_key(layout).key_id
+    used = store.used(key_id, quota_counter_period("DAY", dt.datetime.now(dt.timezone.utc)))
+    store.close()
+    _set_limits(api["root"], rate_limit=1000, burst_limit=1000, quota_limit=used + 3, quota_period="DAY")
     try:
         codes = [_get(f"{api['base']}/scores/{IDS[1]}", api["key"]) for _ in range(5)]
         assert [c[0] for c in codes] == [200, 200, 200, 429, 429]

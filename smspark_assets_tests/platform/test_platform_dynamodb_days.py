@@ -213,13 +213,16 @@ def test_the_asset_quarantines_an_overlong_id_and_writes_the_rest_of_the_day(mot
     ids = [f"app-{i:04d}" for i in range(102)]
     ids[87] = "x" * 3000
     scores = pd.DataFrame({"application_id": ids, "prediction": [i / 102 for i in range(102)],
-                           "model_name": "m", "scored_at": pd.Timestamp("2026-11-03T12:00:00")})
+                           "model_name": "m", "model_version": "1", "scored_at": pd.Timestamp("2026-11-03T12:00:00")})
     sink = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(scores, preserve_index=False), sink)
     store.write_bytes(f"{layout().scores}/dt={day}/part-00000.parquet", sink.getvalue())
 
+    from smspark_assets.resources.catalog import CatalogResource
+
     result = dg.materialize([credit_scores_dynamodb], partition_key=day, resources={
-        "store": store, "dynamodb_io_manager": DynamoDBTableIOManager(dynamodb=dynamodb)})
+        "store": store, "dynamodb_io_manager": DynamoDBTableIOManager(dynamodb=dynamodb),
+        "catalog": CatalogResource(region_name="us-east-1", endpoint_url=moto_server)})
     assert result.success
     client = dynamodb.client("dynamodb")
     assert client.scan(TableName="credit_scores_latest", Select="COUNT")["Count"] == 101

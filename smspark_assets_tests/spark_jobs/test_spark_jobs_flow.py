@@ -209,7 +209,7 @@ def test_scoring_through_an_http_endpoint_matches_the_booster(spark, booster, fe
     with BoosterEndpointServer(booster, "credit-ep") as server:
         meta = score_endpoint(
             spark, FEATURES, DAYS, "credit-ep", SCORES, endpoint_url=server.url, region="us-east-1",
-            max_payload_bytes=100_000, model_name="credit-model-1",
+            max_payload_bytes=100_000, model_name="credit-model-1", model_version=3,
         )
         served_requests = server.requests
     json.dumps(meta)
@@ -218,8 +218,9 @@ def test_scoring_through_an_http_endpoint_matches_the_booster(spark, booster, fe
     assert meta["rows_per_s"] > 0
     scores = pd.read_parquet(local_path(SCORES))
     assert list(scores.columns) == [
-        "application_id", "application_date", "split", "defaulted_12m", "prediction", "model_name", "scored_at", "dt",
+        "application_id", "application_date", "split", "defaulted_12m", "prediction", "model_name", "model_version", "scored_at", "dt",
     ]
+    assert (scores["model_version"] == "3").all() and meta["model_version"] == "3"
     assert (scores["model_name"] == "credit-model-1").all() and scores["scored_at"].nunique() == 1
     merged = features_pd.merge(scores[["application_id", "prediction"]], on="application_id", validate="1:1")
     expected = booster.inplace_predict(merged[FEATURE_COLUMNS].to_numpy(dtype=np.float32))
