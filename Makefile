@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-# No pip self-upgrade or version check (a network round trip per install); wheels over source builds.
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --prefer-binary
+# No pip self-upgrade or version check (a network round trip per install); wheels over source builds; no
+# byte-compiling of the ~16,000 installed modules (Python compiles what it imports, once): the install
+# takes half the time (measured: 119 s -> 61 s for `pip install -e .`, first import +4 s).
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --prefer-binary --no-compile
 export DAGSTER_HOME ?= $(CURDIR)/.smspark/dagster
 
 # Demo size for `make run`; e.g. `make run DAYS=3 ROWS=5000`.

@@ -24,8 +24,8 @@ from smspark_assets.assets.scoring import SCORES_TABLE
 from smspark_assets.datasets.credit import partition_uri, write_day
 from smspark_assets.environment import default_bucket, project_root
 from smspark_assets.job_runs import code_location, create_job_run, execute_job_run
-from smspark_assets.resources.by_environment import resources_for
 from smspark_assets.plain_text import markdown_to_plain, rounded
+from smspark_assets.resources.by_environment import resources_for
 from smspark_assets.run_progress import ProgressPrinter, one_line
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -33,8 +33,10 @@ RANGE_END = "dagster/asset_partition_range_end"
 # Runs the demo launched carry this tag (the UI filters on it; the sensor's runs do not have it).
 LAUNCHED_BY_TAG = "smspark/launched_by"
 # Count-like figures a per-partition materialization reports per day: the run's total is their sum.
-ADDITIVE_KEYS = frozenset({"rows_read", "rows_written", "malformed_rows", "rows_scored", "items_written",
-                           "requests", "quarantined_rows", "dagster/row_count", "dagster/partition_row_count"})
+# (Run totals, when an asset reports them, are under ``run_<name>`` and preferred by the summary.)
+ADDITIVE_KEYS = frozenset({"rows_read", "rows_written", "malformed_rows", "rows_rejected", "rows_scored",
+                           "scored_rows", "feature_rows", "items_written", "items_quarantined", "requests",
+                           "quarantined_rows", "dagster/row_count", "dagster/partition_row_count"})
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,11 @@ STAGES = (
     Stage("features", "daily_scoring_job", ("credit_features",), partitioned=True),
     Stage("training + endpoint", "training_job",
           ("credit_training_channels", "credit_default_model", "credit_default_endpoint",
-           "credit_default_sklearn_model", "credit_default_sklearn_endpoint")),
+           "credit_default_sklearn_model", "credit_default_sklearn_endpoint", "credit_feature_baseline")),
     Stage("algorithms", "algorithms_job"),
-    Stage("scores + dynamodb", "daily_scoring_job", ("credit_scores", "credit_scores_dynamodb"), partitioned=True),
-    Stage("performance", "training_job", ("credit_model_performance",)),
+    Stage("scores + dynamodb", "daily_scoring_job",
+          ("credit_scores", "credit_scores_dynamodb", "credit_drift_report"), partitioned=True),
+    Stage("performance", "training_job", ("credit_model_performance", "model_registry_metrics")),
 )
 
 
@@ -123,21 +126,31 @@ def _values(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
 
+def _merge_partitions(per_partition: dict[str | None, dict[str, Any]]) -> dict[str, Any]:
+    """One asset's figures for a run from its materializations, one per partition (or one in all).
+
+    When every partition carries the same values, they are the run's figures (metadata reported once for
+    the range); otherwise each partition has its own, and count-like figures are summed over them.
+    """
+    values = list(per_partition.values())
+    if len(values) == 1 or all(v == values[0] for v in values[1:]):
+        return dict(values[0])
+    merged = dict(values[-1])
+    for name in ADDITIVE_KEYS & merged.keys():
+        figures = [v.get(name) for v in values]
+        if all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in figures):
+            merged[name] = sum(figures)  # type: ignore[arg-type]
+    return merged
+
+
 def _collect(report: DemoReport, result: JobExecutionResult) -> None:
-    """Materialization metadata per asset (count figures summed over partitions) and check results."""
-    seen_partitions: dict[str, set[str | None]] = {}
+    """Materialization metadata per asset (see ``_merge_partitions``) and check results."""
+    by_asset: dict[str, dict[str | None, dict[str, Any]]] = {}
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
-        key = mat.asset_key.to_user_string()
-        values = _values(mat.metadata)
-        merged = report.metadata.setdefault(key, {})
-        partitions = seen_partitions.setdefault(key, set())
-        if mat.partition is not None and partitions and mat.partition not in partitions:
-            for name in ADDITIVE_KEYS & values.keys() & merged.keys():
-                if isinstance(values[name], (int, float)) and isinstance(merged[name], (int, float)):
-                    values[name] = merged[name] + values[name]
-        partitions.add(mat.partition)
-        merged.update(values)
+        by_asset.setdefault(mat.asset_key.to_user_string(), {})[mat.partition] = _values(mat.metadata)
+    for key, per_partition in by_asset.items():
+        report.metadata.setdefault(key, {}).update(_merge_partitions(per_partition))
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         # Per-partition checks: the stage passed a check only if every partition did.
@@ -238,7 +251,8 @@ def format_report(report: DemoReport) -> str:
     channel_rows = channels.get("rows_by_channel") or {}
 
     def get(d: dict[str, Any], *keys: str) -> str:
-        return next((rounded(d[k]) for k in keys if k in d), "n/a")
+        """The first of ``keys`` that ``d`` has (a run total before the sum of per-day figures), rounded."""
+        return next((rounded(d[k]) for k in keys if d.get(k) is not None), "n/a")
 
     def passed(check: str) -> str:
         return {True: "passed", False: "FAILED"}.get(report.checks.get(check), "not run")  # type: ignore[arg-type]
@@ -251,8 +265,8 @@ def format_report(report: DemoReport) -> str:
         f"services             {report.services}",
         f"days                 {report.days[0]} .. {report.days[-1]} ({len(report.days)} days; "
         f"{report.raw_written:,} raw rows newly landed)",
-        f"raw rows read        {get(features, 'rows_read')}  (malformed, quarantined: {get(features, 'malformed_rows')})",
-        f"feature rows         {get(features, 'rows_written')}",
+        f"raw rows read        {get(features, 'run_rows_read', 'rows_read')}  (malformed, quarantined: {get(features, 'run_malformed_rows', 'malformed_rows')})",
+        f"feature rows         {get(features, 'run_rows_written', 'rows_written')}",
         f"training channels    train {get(channel_rows, 'train')}, validation {get(channel_rows, 'validation')}",
         f"model                {get(model, 'model_name')}  (adopted existing job: {get(model, 'adopted_existing_job')}; "
         f"{get(model, 'training_seconds')} s)",
@@ -261,9 +275,9 @@ def format_report(report: DemoReport) -> str:
         f"(scikit-learn, script mode; endpoint {get(md.get('credit_default_sklearn_endpoint', {}), 'endpoint_name')})",
         f"endpoint             {get(endpoint, 'endpoint_name')}  status {get(endpoint, 'status')}  "
         f"({get(endpoint, 'action')})",
-        f"scored rows          {get(scores, 'rows_scored')}  ({get(scores, 'rows_per_s')} rows/s, "
-        f"{get(scores, 'requests')} requests)",
-        f"dynamodb items       {get(dynamo, 'items_written')}  (table {get(dynamo, 'dynamodb/table')})",
+        f"scored rows          {get(scores, 'run_rows_scored', 'rows_scored')}  ({get(scores, 'rows_per_s')} rows/s, "
+        f"{get(scores, 'run_requests', 'requests')} requests)",
+        f"dynamodb items       {get(dynamo, 'run_items_written', 'items_written')}  (table {get(dynamo, 'dynamodb/table')})",
         f"test AUC             {get(perf, 'test_auc')}",
         "other algorithms     " + algorithms.replace("\n", indent),
         "stage seconds        " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()),

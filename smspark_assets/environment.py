@@ -133,6 +133,23 @@ _SUBNET = re.compile(r"subnet-[0-9a-f]{8,17}")
 _SECURITY_GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
 
 
+def rollout_bake_seconds() -> int:
+    """Default bake after each traffic step of an endpoint update (``SMSPARK_ROLLOUT_BAKE_SECONDS``).
+
+    On AWS 300 s, so the alarms see several one-minute periods of real traffic; on the embedded stack 20 s
+    (its alarms evaluate 10 s periods), so a retrain in ``make run`` is not held up for ten minutes.
+    """
+    default = "300" if get_environment() is Environment.AWS else "20"
+    raw = os.environ.get("SMSPARK_ROLLOUT_BAKE_SECONDS", default)
+    try:
+        seconds = int(raw)
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds <= 3600:
+        raise ValueError(f"SMSPARK_ROLLOUT_BAKE_SECONDS={raw!r} is not allowed: whole seconds in 0..3600")
+    return seconds
+
+
 def kms_key_arn() -> str | None:
     """The KMS key of training volumes, model outputs and endpoints (``SMSPARK_KMS_KEY_ARN``); None when unset."""
     raw = os.environ.get(KMS_KEY_VAR, "").strip()

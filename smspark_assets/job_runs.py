@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
-from dagster._utils.hosted_user_process import recon_job_from_origin
 from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.api import execute_run
@@ -26,6 +25,7 @@ from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.remote_representation.code_location import CodeLocation
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._utils.hosted_user_process import recon_job_from_origin
 from dagster._utils.merger import merge_dicts
 
 # The location name of workspace.yaml / [tool.dagster]: the UI matches a run's origin to it.

@@ -41,6 +41,7 @@ _BY_GROUP: dict[str, tuple[str, str, str]] = {
     "scoring": ("team:ml-platform", "published", "1"),
     "outputs": ("team:credit-risk", "published", "1"),
     "algorithms": ("team:ml-platform", "model", "2"),
+    "monitoring": ("team:ml-platform", "monitoring", "2"),
 }
 _DEFAULT = ("team:ml-platform", "model", "2")
 
@@ -67,6 +68,8 @@ AUTOMATION: dict[str, dg.AutomationCondition] = {
     "credit_default_sklearn_endpoint": _FOLLOW,
     "credit_model_performance": _FOLLOW,
     "model_registry_metrics": _FOLLOW,
+    "credit_feature_baseline": _FOLLOW,
+    "credit_drift_report": _SCORE_NEW_DAY,
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Callable, TextIO
+from typing import Callable
 
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
@@ -32,7 +32,7 @@ def one_line(text: object, width: int = LINE_WIDTH) -> str:
 
 
 class ProgressPrinter:
-    """An event listener that writes compact progress lines for one run to ``out``."""
+    """An event listener (``instance.add_event_listener``) that passes compact progress lines to ``write``."""
 
     def __init__(self, write: Callable[[str], None] | None = None, *, clock: Callable[[], float] = time.monotonic,
                  min_level: int = logging.INFO) -> None:
@@ -43,14 +43,6 @@ class ProgressPrinter:
         self._materialized: Counter[str] = Counter()
         self._checks_passed: Counter[str] = Counter()
         self.lines: list[str] = []
-
-    @classmethod
-    def to_stream(cls, stream: TextIO) -> "ProgressPrinter":
-        def write(line: str) -> None:
-            stream.write(line + "\n")
-            stream.flush()
-
-        return cls(write)
 
     def _emit(self, step: str | None, text: str) -> None:
         prefix = f"  {self._clock() - self._started:6.1f}s  {step or 'run'}: "

@@ -3,12 +3,13 @@
 
 import io
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from smspark_assets.assets.day_metadata import add_day_metadata, run_range, table_schema
@@ -17,7 +18,7 @@ from smspark_assets.environment import s3_uri
 from smspark_assets.layout import layout
 from smspark_assets.partitions import daily_partitions
 from smspark_assets.resources.catalog import CatalogResource, columns_of, publish_parquet_table
-from smspark_assets.resources.dynamodb_writes import invalid_item_reasons
+from smspark_assets.resources.dynamodb_writes import STREAM_ROWS, FrameStream, invalid_item_reasons
 from smspark_assets.resources.storage import ObjectStoreResource
 
 LATEST_SCORES_TABLE = "credit_scores_latest"
@@ -36,62 +37,107 @@ QUARANTINE_FILE = "rejected.parquet"
               "dynamodb/partition_attribute": "dt"},
 )
 def credit_scores_dynamodb(context: dg.AssetExecutionContext, store: ObjectStoreResource,
-                           catalog: CatalogResource) -> pd.DataFrame:
+                           catalog: CatalogResource) -> Any:
     """The latest score per application id, served to applications from the DynamoDB table
     `credit_scores_latest` (key `application_id`), upserted day by day with batch writes. Rows DynamoDB
     would refuse (an id over 2,048 bytes, an item over 400 KB, ...) are quarantined with their reason
     under `quarantine/credit_scores_dynamodb/dt=.../`; the rest of the day is written whole, and items
     that left a re-scored day are deleted."""
-    frames = []
+    days = list(context.partition_keys)
     quarantined: dict[str, int] = {}
     reasons_seen: dict[str, int] = {}
     rows_by_day: dict[str, int] = {}
     reasons_by_day: dict[str, dict[str, int]] = {}
-    for day in context.partition_keys:
-        day_table = store.parquet_dataset(f"{layout().scores}/dt={day}").to_table(
-            columns=SERVED_COLUMNS)
-        day_frame = day_table.to_pandas().assign(dt=day)
-        day_frame["scored_at"] = day_frame["scored_at"].astype(str)
-        reasons = invalid_item_reasons(day_frame, "application_id", ["dt"])
-        bad = reasons.notna()
+    ids_by_day: dict[str, pa.Array] = {}
+    schema: pa.Schema | None = None
+    # First pass, a bounded frame at a time (memory stays flat in the day's size): count, find the rows
+    # DynamoDB would refuse and quarantine them. The writer reads the days again, frame by frame.
+    for day in days:
+        rejected_parts, rows, good_ids = [], 0, []
+        for frame in _day_frames(store, day):
+            schema = schema or _item_schema(frame)
+            reasons = invalid_item_reasons(frame, "application_id", ["dt"])
+            bad = reasons.notna()
+            rows += len(frame)
+            good_ids.append(pa.array(frame.loc[~bad, "application_id"].astype(str), pa.string()))
+            if bad.any():
+                rejected_parts.append(frame[bad].assign(quarantine_reason=reasons[bad]))
+                for reason, count in reasons[bad].str.replace(r"\d+ bytes", "N bytes", regex=True).value_counts().items():
+                    reasons_seen[reason] = reasons_seen.get(reason, 0) + int(count)
+                    reasons_by_day.setdefault(day, {})[reason] = reasons_by_day.get(day, {}).get(reason, 0) + int(count)
+        rows_by_day[day] = rows
+        ids_by_day[day] = pa.concat_arrays(good_ids) if good_ids else pa.array([], pa.string())
         uri = f"{dynamodb_quarantine_prefix()}/dt={day}/{QUARANTINE_FILE}"
-        if bad.any():
+        if rejected_parts:
             # One PUT per day: the day's quarantine is replaced whole, never half-written.
-            rejected = day_frame[bad].assign(quarantine_reason=reasons[bad])
+            rejected = pd.concat(rejected_parts, ignore_index=True)
             sink = io.BytesIO()
             pq.write_table(pa.Table.from_pandas(rejected, preserve_index=False), sink)
             store.write_bytes(uri, sink.getvalue())
-            quarantined[day] = int(bad.sum())
-            for reason, count in reasons[bad].str.replace(r"\d+ bytes", "N bytes", regex=True).value_counts().items():
-                reasons_seen[reason] = reasons_seen.get(reason, 0) + int(count)
-                reasons_by_day.setdefault(day, {})[reason] = int(count)
-            context.log.warning(f"{day}: {int(bad.sum())} row(s) quarantined, not written to DynamoDB: {uri}")
+            quarantined[day] = len(rejected)
+            context.log.warning(f"{day}: {len(rejected)} row(s) quarantined, not written to DynamoDB: {uri}")
         elif store.exists(uri):
             store.delete(uri)  # a re-scored day without bad rows leaves no quarantine of its last run
-        frames.append(day_frame[~bad])
-        rows_by_day[day] = len(day_frame)
-    # One item per application: when an id appears on several days, the latest day's score wins.
-    frame = pd.concat(frames, ignore_index=True).drop_duplicates("application_id", keep="last")
-    _add_dynamodb_day_metadata(context, catalog, frame, rows_by_day, quarantined, reasons_by_day)
-    metadata: dict[str, object] = {"days": len(frames), "dagster/row_count": len(frame),
+    items_by_day = _items_by_day(ids_by_day)
+    _add_dynamodb_day_metadata(context, catalog, schema, items_by_day, rows_by_day, quarantined, reasons_by_day)
+    metadata: dict[str, object] = {"days": len(days), "dagster/row_count": sum(items_by_day.values()),
                                    "items_quarantined": sum(quarantined.values())}
     if quarantined:
         metadata["quarantine"] = dg.MetadataValue.path(dynamodb_quarantine_prefix())
         metadata["quarantined_by_day"] = dg.MetadataValue.json(quarantined)
         metadata["quarantine_reasons"] = dg.MetadataValue.json(reasons_seen)
     context.add_output_metadata(metadata)
-    return frame
+
+    def good_frames() -> Iterator[pd.DataFrame]:
+        for day in days:
+            for frame in _day_frames(store, day):
+                yield frame[invalid_item_reasons(frame, "application_id", ["dt"]).isna()]
+
+    # One item per application: when an id appears on several days, the latest day's score wins.
+    return FrameStream(good_frames, later_rows_win=True)
+
+
+def _day_frames(store: ObjectStoreResource, day: str) -> Iterator[pd.DataFrame]:
+    """A scored day as pandas frames of at most ``STREAM_ROWS`` rows, in the served columns plus ``dt``.
+    Days scored before the registry existed have no ``model_version``: it is null there."""
+    dataset = store.parquet_dataset(f"{layout().scores}/dt={day}")
+    present = [c for c in SERVED_COLUMNS if c in dataset.schema.names]
+    for batch in dataset.to_batches(columns=present, batch_size=STREAM_ROWS):
+        frame = batch.to_pandas()
+        for column in SERVED_COLUMNS:
+            if column not in frame:
+                frame[column] = None
+        frame = frame[SERVED_COLUMNS].assign(dt=day)
+        frame["scored_at"] = frame["scored_at"].astype(str)
+        yield frame
+
+
+def _item_schema(frame: pd.DataFrame) -> pa.Schema:
+    """The items' columns; a column that is all null in the first frame (``model_version`` of old days) is
+    a string, as it is in the scores."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in schema])
+
+
+def _items_by_day(ids_by_day: dict[str, pa.Array]) -> dict[str, int]:
+    """Items each day hands to the writer: its valid ids that no later day of the run scores again."""
+    counts: dict[str, int] = {}
+    later = pa.array([], pa.string())
+    for day in reversed(list(ids_by_day)):
+        ids = pc.unique(ids_by_day[day])
+        counts[day] = len(ids) - int(pc.sum(pc.is_in(ids, value_set=later)).as_py() or 0)
+        later = pc.unique(pa.concat_arrays([later, ids]))
+    return {day: counts[day] for day in ids_by_day}
 
 
 DYNAMODB_QUARANTINE_TABLE = "credit_scores_dynamodb_quarantine"
 
 
-def _add_dynamodb_day_metadata(context: dg.AssetExecutionContext, catalog: CatalogResource, frame: pd.DataFrame,
-                               rows_by_day: dict[str, int], quarantined: dict[str, int],
-                               reasons_by_day: dict[str, dict[str, int]]) -> None:
+def _add_dynamodb_day_metadata(context: dg.AssetExecutionContext, catalog: CatalogResource,
+                               schema: pa.Schema | None, items_by_day: dict[str, int], rows_by_day: dict[str, int],
+                               quarantined: dict[str, int], reasons_by_day: dict[str, dict[str, int]]) -> None:
     """Each day's own figures on its materialization (the writer's figures are the run's), the item
     schema, and the quarantine as a catalog table (``smspark.credit_scores_dynamodb_quarantine``)."""
-    items_by_day = frame["dt"].value_counts().to_dict() if len(frame) else {}
     add_day_metadata(context, {day: {
         "scored_rows": rows, "items_quarantined": quarantined.get(day, 0),
         # The day's items handed to the writer (its figures are the run's): not the quarantined rows, nor ids
@@ -101,7 +147,8 @@ def _add_dynamodb_day_metadata(context: dg.AssetExecutionContext, catalog: Catal
         "quarantine_reasons": dg.MetadataValue.json(reasons_by_day.get(day, {})),
         "partitions": dg.MetadataValue.json([day]),
     } for day, rows in rows_by_day.items()})
-    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    if schema is None:
+        return
     context.add_output_metadata({"run_partitions": run_range(list(rows_by_day)),
                                  "dagster/column_schema": table_schema(schema)})
     quarantine_columns = columns_of(schema.append(pa.field("quarantine_reason", pa.string())), exclude=("dt",))

@@ -13,7 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from smspark_assets.endpoint_health import console_links
-from smspark_assets.environment import get_environment, kms_key_arn
+from smspark_assets.environment import Environment, get_environment, kms_key_arn, rollout_bake_seconds
 from smspark_assets.assets.model_lifecycle import lineage_of
 from smspark_assets.assets.training import MODEL_PACKAGE_GROUP
 from smspark_assets.resources.aws import SageMakerResource
@@ -51,8 +51,10 @@ class EndpointConfig(dg.Config):
         default="CANARY", description="How an update shifts traffic to the new model (serverless: ALL_AT_ONCE).")
     canary_percent: int = Field(default=10, description="CANARY: share of traffic on the new model first, 1..50.")
     linear_step_percent: int = Field(default=25, description="LINEAR: traffic added per step, 10..50.")
-    rollout_wait_seconds: int = Field(default=300, description="Bake after each traffic step while the alarms "
-                                                               "are watched, 0..3600.")
+    rollout_wait_seconds: int = Field(default=rollout_bake_seconds(),
+                                      description="Bake after each traffic step while the alarms are watched, "
+                                                  "0..3600 (default SMSPARK_ROLLOUT_BAKE_SECONDS: 300 on AWS, "
+                                                  "20 on the embedded stack).")
     termination_wait_seconds: int = Field(default=0, description="The old fleet is kept this long after the "
                                                                  "last bake, 0..3600.")
     alarm_error_rate: float | None = Field(default=0.05, description="Roll back when this share of requests "
@@ -60,7 +62,9 @@ class EndpointConfig(dg.Config):
     alarm_latency_ms: float | None = Field(default=1000.0, description="Roll back when ModelLatency at "
                                                                        "alarm_latency_statistic reaches this.")
     alarm_latency_statistic: str = Field(default="p99", description="p50, p99, p99.9... or Average.")
-    alarm_period_seconds: int = Field(default=60, description="Alarm period: 10, 20, 30 or a multiple of 60.")
+    alarm_period_seconds: int = Field(default=60 if get_environment() is Environment.AWS else 10,
+                                      description="Alarm period: 10, 20, 30 or a multiple of 60 (default 60 on "
+                                                  "AWS, 10 on the embedded stack).")
 
 
 def endpoint_mode(config: Any) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 from botocore.exceptions import ClientError, WaiterError
 
 from smspark_assets.sagemaker.alarms import AlarmSettings, alarm_requests, alarms_in_alarm, put_alarms
+from smspark_assets.sagemaker.job_control import describe_or_none
 from smspark_assets.sagemaker.naming import endpoint_config_name
 
 VARIANT = "AllTraffic"
@@ -230,15 +231,6 @@ class EndpointResult:
     alarms: tuple[str, ...] = ()
 
 
-def _describe(call: Callable[..., dict], **kwargs: Any) -> dict[str, Any] | None:
-    try:
-        return call(**kwargs)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
-            return None
-        raise
-
-
 def _wait_in_service(sm, name: str, poll_seconds: float,
                      timeout_seconds: float = ENDPOINT_WAIT_SECONDS) -> dict[str, Any]:
     """Wait until endpoint ``name`` is InService (or Failed, which the caller reports with its reason).
@@ -298,7 +290,7 @@ def delete_endpoint(sm, endpoint_name: str, poll_seconds: float = 30.0, wait: bo
         sm.delete_endpoint(EndpointName=endpoint_name)
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound") and \
-                _describe(sm.describe_endpoint, EndpointName=endpoint_name) is None:
+                describe_or_none(sm.describe_endpoint, EndpointName=endpoint_name) is None:
             return False
         raise
     if wait:
@@ -323,10 +315,10 @@ def deploy_model(sm, endpoint_name: str, model_name: str, settings: EndpointSett
     if rollout is not None:
         rollout.validate()
     config_name = endpoint_config_name(model_name, request)
-    if _describe(sm.describe_endpoint_config, EndpointConfigName=config_name) is None:
+    if describe_or_none(sm.describe_endpoint_config, EndpointConfigName=config_name) is None:
         tags = [{"Key": k, "Value": v} for k, v in settings.tags.items()]
         sm.create_endpoint_config(EndpointConfigName=config_name, **request, **({"Tags": tags} if tags else {}))
-    current = _describe(sm.describe_endpoint, EndpointName=endpoint_name)
+    current = describe_or_none(sm.describe_endpoint, EndpointName=endpoint_name)
     if current is not None and current["EndpointStatus"] == "Deleting":
         log(f"endpoint {endpoint_name} is being deleted; waiting to create it again")
         _wait_deleted(sm, endpoint_name, poll_seconds)
@@ -386,12 +378,12 @@ def ensure_endpoint(sm, endpoint_name: str, config_name: str, poll_seconds: floa
     deleted is created again from that config (kept when the endpoint was deleted), instead of the step
     failing on "Could not find endpoint".
     """
-    current = _describe(sm.describe_endpoint, EndpointName=endpoint_name)
+    current = describe_or_none(sm.describe_endpoint, EndpointName=endpoint_name)
     if current is not None and current["EndpointStatus"] == "Deleting":
         _wait_deleted(sm, endpoint_name, poll_seconds)
         current = None
     if current is None:
-        if _describe(sm.describe_endpoint_config, EndpointConfigName=config_name) is None:
+        if describe_or_none(sm.describe_endpoint_config, EndpointConfigName=config_name) is None:
             raise EndpointFailed(f"endpoint {endpoint_name} does not exist and its config {config_name} is gone "
                                  "too; materialize the endpoint asset to deploy it again")
         log(f"endpoint {endpoint_name} does not exist (deleted while idle?); creating it again from {config_name}")

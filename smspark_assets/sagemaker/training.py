@@ -6,24 +6,22 @@ re-attached to, and a failed one is retried under the next attempt suffix (names
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from botocore.exceptions import ClientError, WaiterError
-
-from smspark_assets.interruption import stopped_if_abandoned
 from smspark_assets.sagemaker.images import builtin_algorithm
+from smspark_assets.sagemaker.job_control import (
+    STOP_CONFIRM_SECONDS, JobKind, describe_or_none, stop_job, wait_until_ended,
+)
 from smspark_assets.sagemaker.naming import deterministic_name
 
 MAX_ATTEMPTS = 3
-ENDED = ("Completed", "Failed", "Stopped")
 # Beyond MaxRuntimeInSeconds, a job still spends time starting, downloading and uploading: wait this
 # much longer before deciding the waiter gave up.
 WAIT_MARGIN_SECONDS = 3600
-# After StopTrainingJob, how long to wait to see the job Stopping (it says so within seconds).
-STOP_CONFIRM_SECONDS = 30.0
+TRAINING_JOB = JobKind("training job", "describe_training_job", "stop_training_job", "TrainingJobName",
+                       "TrainingJobStatus", waiter="training_job_completed_or_stopped")
 
 
 class TrainingJobFailed(RuntimeError):
@@ -140,30 +138,50 @@ class TrainingRequest:
         )
 
     def create_kwargs(self, job_name: str) -> dict[str, Any]:
-        return self.security.apply_to_training({
+        """The CreateTrainingJob request."""
+        return {
             "TrainingJobName": job_name,
-            "AlgorithmSpecification": {
-                "TrainingImage": self.image, "TrainingInputMode": "File",
-                **({"MetricDefinitions": [{"Name": n, "Regex": r} for n, r in self.metric_definitions.items()]}
-                   if self.metric_definitions else {}),
-            },
-            "RoleArn": self.role_arn,
+            **job_definition_fields(
+                image=self.image, role_arn=self.role_arn, channels=self.channels, output_uri=self.output_uri,
+                instance_type=self.instance_type, instance_count=self.instance_count, volume_gb=self.volume_gb,
+                max_runtime_seconds=self.max_runtime_seconds, security=self.security,
+                metric_definitions=self.metric_definitions),
             "HyperParameters": {k: str(v) for k, v in self.hyperparameters.items()},
-            "InputDataConfig": [
-                {
-                    "ChannelName": name,
-                    "ContentType": ch.content_type,
-                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": channel_prefix(ch.uri),
-                                                    "S3DataDistributionType": ch.distribution}},
-                }
-                for name, ch in self.channels.items()
-            ],
-            "OutputDataConfig": {"S3OutputPath": self.output_uri},
-            "ResourceConfig": {"InstanceType": self.instance_type, "InstanceCount": self.instance_count,
-                               "VolumeSizeInGB": self.volume_gb},
-            "StoppingCondition": {"MaxRuntimeInSeconds": self.max_runtime_seconds},
             "Tags": [{"Key": k, "Value": v} for k, v in self.tags.items()],
-        })
+        }
+
+
+def job_definition_fields(*, image: str, role_arn: str, channels: Mapping[str, Channel], output_uri: str,
+                          instance_type: str, instance_count: int, volume_gb: int, max_runtime_seconds: int,
+                          security: SecuritySettings,
+                          metric_definitions: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What a training job runs, on what data and hardware, for how long and how securely.
+
+    CreateTrainingJob and a tuning job's ``TrainingJobDefinition`` spell these fields alike; each adds its
+    own name, hyperparameters (``HyperParameters`` / ``StaticHyperParameters``) and tags. Every channel is
+    a folder prefix (:func:`channel_prefix`). ``metric_definitions`` (name → regex) serve custom algorithms;
+    built-in algorithms publish their metrics themselves.
+    """
+    algorithm: dict[str, Any] = {"TrainingImage": image, "TrainingInputMode": "File"}
+    if metric_definitions:
+        algorithm["MetricDefinitions"] = [{"Name": n, "Regex": r} for n, r in metric_definitions.items()]
+    return security.apply_to_training({
+        "AlgorithmSpecification": algorithm,
+        "RoleArn": role_arn,
+        "InputDataConfig": [
+            {
+                "ChannelName": name,
+                "ContentType": ch.content_type,
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": channel_prefix(ch.uri),
+                                                "S3DataDistributionType": ch.distribution}},
+            }
+            for name, ch in channels.items()
+        ],
+        "OutputDataConfig": {"S3OutputPath": output_uri},
+        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": instance_count,
+                           "VolumeSizeInGB": volume_gb},
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+    })
 
 
 @dataclass(frozen=True)
@@ -180,12 +198,8 @@ class TrainingResult:
 
 
 def describe_job(sm, name: str) -> dict[str, Any] | None:
-    try:
-        return sm.describe_training_job(TrainingJobName=name)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
-            return None
-        raise
+    """Training job ``name``'s description, or None when there is none."""
+    return TRAINING_JOB.find(sm, name)
 
 
 def stop_training_job(sm, name: str, log: Callable[[str], None] = print,
@@ -194,50 +208,22 @@ def stop_training_job(sm, name: str, log: Callable[[str], None] = print,
 
     Returns what happened, for the message of the exception that made us stop it.
     """
-    status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
-    if status in ENDED:
-        return f"training job {name} had already ended {status}"
-    if status != "Stopping":
-        log(f"stopping training job {name} ({status})")
-        sm.stop_training_job(TrainingJobName=name)
-    deadline = time.monotonic() + confirm_seconds
-    while True:
-        status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
-        if status in ("Stopping", *ENDED) or time.monotonic() >= deadline:
-            return f"stopped training job {name} (now {status})"
-        time.sleep(1.0)
+    return stop_job(sm, TRAINING_JOB, name, log, confirm_seconds)
 
 
 def _wait(sm, name: str, poll_seconds: float, timeout_seconds: float,
           log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Wait until job ``name`` ends and describe it.
-
-    A job that ended Failed or Stopped is returned (the caller reports its FailureReason). Anything else
-    that ends the wait early (the run is cancelled, the waiter gives up after ``timeout_seconds``, a poll
-    fails) stops the job first: nothing keeps billing unseen.
-    """
-    delay = max(1, int(poll_seconds))
-    attempts = max(1, math.ceil(timeout_seconds / delay))
-    with stopped_if_abandoned(f"training job {name}", lambda: stop_training_job(sm, name, log),
-                              TrainingJobFailed, log):
-        try:
-            sm.get_waiter("training_job_completed_or_stopped").wait(
-                TrainingJobName=name, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
-        except WaiterError as exc:
-            # The waiter stops on Failed (a normal end, described below) but also when it gives up.
-            desc = sm.describe_training_job(TrainingJobName=name)
-            if desc["TrainingJobStatus"] not in ENDED:
-                raise TrainingJobFailed(f"waiting for training job {name} failed while it was "
-                                        f"{desc['TrainingJobStatus']}: {exc}") from exc
-            return desc
-        return sm.describe_training_job(TrainingJobName=name)
+    """Wait until job ``name`` ends and describe it; stop it if the wait ends otherwise
+    (:func:`~smspark_assets.sagemaker.job_control.wait_until_ended`)."""
+    return wait_until_ended(sm, TRAINING_JOB, name, poll_seconds, timeout_seconds, TrainingJobFailed, log)
 
 
 def _timeout(max_runtime_seconds: int | None) -> float:
     return float((max_runtime_seconds or 86400) + WAIT_MARGIN_SECONDS)
 
 
-def _result(desc: Mapping[str, Any], adopted: bool) -> TrainingResult:
+def training_result(desc: Mapping[str, Any], adopted: bool) -> TrainingResult:
+    """A DescribeTrainingJob answer as a :class:`TrainingResult`."""
     start, end = desc.get("TrainingStartTime"), desc.get("TrainingEndTime")
     seconds = (end - start).total_seconds() if start and end else 0.0
     return TrainingResult(
@@ -263,13 +249,13 @@ def run_training_job(sm, request: TrainingRequest, poll_seconds: float = 30.0,
             status = desc["TrainingJobStatus"]
             if status == "Completed":
                 log(f"adopting completed training job {name}")
-                return _result(desc, adopted=True)
+                return training_result(desc, adopted=True)
             if status in ("InProgress", "Stopping"):
                 log(f"re-attaching to running training job {name}")
                 desc = _wait(sm, name, poll_seconds,
                              _timeout(desc.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")), log)
                 if desc["TrainingJobStatus"] == "Completed":
-                    return _result(desc, adopted=True)
+                    return training_result(desc, adopted=True)
             log(f"training job {name} ended {desc['TrainingJobStatus']}: {desc.get('FailureReason', '')}; retrying")
             continue
         started = time.monotonic()
@@ -281,7 +267,7 @@ def run_training_job(sm, request: TrainingRequest, poll_seconds: float = 30.0,
                 f"training job {name} ended {desc['TrainingJobStatus']}: "
                 f"{desc.get('FailureReason', 'no reason given')}")
         log(f"training job {name} completed in {time.monotonic() - started:.1f}s")
-        return _result(desc, adopted=False)
+        return training_result(desc, adopted=False)
     raise TrainingJobFailed(f"{MAX_ATTEMPTS} attempts of {request.job_name()} failed; see their FailureReason")
 
 
@@ -291,12 +277,8 @@ def ensure_model(sm, model_name: str, image: str, model_data_url: str, role_arn:
 
     ``security`` adds the model's ``VpcConfig`` and network isolation (:meth:`SecuritySettings.model_fields`).
     """
-    try:
-        sm.describe_model(ModelName=model_name)
+    if describe_or_none(sm.describe_model, ModelName=model_name) is not None:
         return False
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
-            raise
     sm.create_model(
         ModelName=model_name,
         PrimaryContainer={"Image": image, "ModelDataUrl": model_data_url, "Environment": dict(environment or {})},

@@ -14,24 +14,21 @@ ends the wait early (a cancelled run, a waiter giving up) stops the job first.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from botocore.exceptions import ClientError, WaiterError
-
-from smspark_assets.interruption import stopped_if_abandoned
+from smspark_assets.sagemaker.job_control import STOP_CONFIRM_SECONDS, JobKind, stop_job, wait_until_ended
 from smspark_assets.sagemaker.naming import deterministic_name
 
 SPLIT_TYPES = ("None", "Line", "RecordIO", "TFRecord")
 BATCH_STRATEGIES = ("MultiRecord", "SingleRecord")
 ASSEMBLE_WITH = ("None", "Line")
-ENDED = ("Completed", "Failed", "Stopped")
 MAX_PAYLOAD_MB = 100
 MAX_ATTEMPTS = 20
 WAIT_SECONDS = 24 * 3600
-STOP_CONFIRM_SECONDS = 30.0
+TRANSFORM_JOB = JobKind("transform job", "describe_transform_job", "stop_transform_job", "TransformJobName",
+                        "TransformJobStatus", waiter="transform_job_completed_or_stopped")
 
 
 class TransformJobFailed(RuntimeError):
@@ -120,47 +117,15 @@ def output_uri_for(input_object_uri: str, input_prefix_uri: str, output_uri: str
     return f"{output_uri.rstrip('/')}/{input_object_uri[len(prefix):]}.out"
 
 
-def _describe(sm: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return sm.describe_transform_job(TransformJobName=name)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
-            return None
-        raise
-
-
 def stop_transform_job(sm: Any, name: str, log: Callable[[str], None] = print,
                        confirm_seconds: float = STOP_CONFIRM_SECONDS) -> str:
     """Stop job ``name`` unless it already ended; what happened, for the abandoning exception's message."""
-    status = sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"]
-    if status in ENDED:
-        return f"transform job {name} had already ended {status}"
-    if status != "Stopping":
-        log(f"stopping transform job {name} ({status})")
-        sm.stop_transform_job(TransformJobName=name)
-    deadline = time.monotonic() + confirm_seconds
-    while True:
-        status = sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"]
-        if status in ("Stopping", *ENDED) or time.monotonic() >= deadline:
-            return f"stopped transform job {name} (now {status})"
-        time.sleep(0.5)
+    return stop_job(sm, TRANSFORM_JOB, name, log, confirm_seconds)
 
 
 def _wait(sm: Any, name: str, poll_seconds: float, log: Callable[[str], None]) -> dict[str, Any]:
-    delay = max(1, int(poll_seconds))
-    with stopped_if_abandoned(f"transform job {name}", lambda: stop_transform_job(sm, name, log),
-                              TransformJobFailed, log):
-        try:
-            sm.get_waiter("transform_job_completed_or_stopped").wait(
-                TransformJobName=name,
-                WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(WAIT_SECONDS / delay))})
-        except WaiterError as exc:
-            desc = sm.describe_transform_job(TransformJobName=name)
-            if desc["TransformJobStatus"] not in ENDED:  # gave up while it runs: stop it (above)
-                raise TransformJobFailed(f"waiting for transform job {name} failed while it was "
-                                         f"{desc['TransformJobStatus']}: {exc}") from exc
-            return desc
-        return sm.describe_transform_job(TransformJobName=name)
+    """Wait until job ``name`` ends (at most :data:`WAIT_SECONDS`); stop it if the wait ends otherwise."""
+    return wait_until_ended(sm, TRANSFORM_JOB, name, poll_seconds, WAIT_SECONDS, TransformJobFailed, log)
 
 
 def run_transform_job(sm: Any, request: TransformRequest, name_prefix: str, poll_seconds: float = 30.0,
@@ -170,7 +135,7 @@ def run_transform_job(sm: Any, request: TransformRequest, name_prefix: str, poll
     started = time.monotonic()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         name = request.job_name(name_prefix, attempt)
-        desc = _describe(sm, name)
+        desc = TRANSFORM_JOB.find(sm, name)
         if desc is None:
             break
         status = desc["TransformJobStatus"]

@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
-from botocore.exceptions import ClientError
-
 from smspark_assets.interruption import stopped_if_abandoned
 from smspark_assets.sagemaker.algorithms import algorithm_spec, builtin_algorithms
 from smspark_assets.sagemaker.algorithms import xgboost as xgboost_contract
 from smspark_assets.sagemaker.algorithms.spec import AlgorithmSpec
 from smspark_assets.sagemaker.hyperparameters import Hyperparameter
+from smspark_assets.sagemaker.job_control import ENDED, STOP_CONFIRM_SECONDS, JobKind, stop_job
 from smspark_assets.sagemaker.naming import content_hash, sanitize
-from smspark_assets.sagemaker.training import Channel, SecuritySettings, TrainingResult, channel_prefix
+from smspark_assets.sagemaker.training import (
+    Channel, SecuritySettings, TrainingResult, job_definition_fields, training_result,
+)
 
 __all__ = [
     "ParameterRange", "TuningRequest", "TuningRequestError", "TuningJobFailed", "Trial", "TuningResult",
@@ -49,8 +50,10 @@ MAX_CATEGORICAL_VALUES = 30
 MAX_HYPERPARAMETERS = 100  # static + tuned (+ the service's _tuning_objective_metric)
 MAX_WARM_START_PARENTS = 5
 OBJECTIVE_HYPERPARAMETER = "_tuning_objective_metric"
-ENDED = ("Completed", "Failed", "Stopped")
-STOP_CONFIRM_SECONDS = 30.0
+# botocore has no waiter for tuning jobs: :func:`_wait` polls.
+TUNING_JOB = JobKind("tuning job", "describe_hyper_parameter_tuning_job", "stop_hyper_parameter_tuning_job",
+                     "HyperParameterTuningJobName", "HyperParameterTuningJobStatus",
+                     stopping_note=" and its running trials")
 # Beyond the trials' own runtime the tuner spends time starting trials; wait this much longer at most.
 WAIT_MARGIN_SECONDS = 3600
 
@@ -371,22 +374,14 @@ class TuningRequest:
         kwargs: dict[str, Any] = {
             "HyperParameterTuningJobName": job_name,
             "HyperParameterTuningJobConfig": config,
-            "TrainingJobDefinition": self.security.apply_to_training({
+            "TrainingJobDefinition": {
                 # Built-in algorithms publish their metrics themselves: no MetricDefinitions.
-                "AlgorithmSpecification": {"TrainingImage": self.image, "TrainingInputMode": "File"},
-                "RoleArn": self.role_arn,
+                **job_definition_fields(
+                    image=self.image, role_arn=self.role_arn, channels=self.channels, output_uri=self.output_uri,
+                    instance_type=self.instance_type, instance_count=self.instance_count, volume_gb=self.volume_gb,
+                    max_runtime_seconds=self.max_runtime_seconds, security=self.security),
                 "StaticHyperParameters": {str(k): str(v) for k, v in self.static_hyperparameters.items()},
-                "InputDataConfig": [
-                    {"ChannelName": name, "ContentType": ch.content_type,
-                     "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": channel_prefix(ch.uri),
-                                                     "S3DataDistributionType": ch.distribution}}}
-                    for name, ch in self.channels.items()
-                ],
-                "OutputDataConfig": {"S3OutputPath": self.output_uri},
-                "ResourceConfig": {"InstanceType": self.instance_type, "InstanceCount": self.instance_count,
-                                   "VolumeSizeInGB": self.volume_gb},
-                "StoppingCondition": {"MaxRuntimeInSeconds": self.max_runtime_seconds},
-            }),
+            },
             "Tags": [{"Key": k, "Value": v} for k, v in self.tags.items()],
         }
         if self.warm_start_parents:
@@ -498,31 +493,15 @@ def _result(sm: Any, desc: Mapping[str, Any], adopted: bool, seconds: float) -> 
 
 
 def describe_tuning_job(sm: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
-            return None
-        raise
+    """Tuning job ``name``'s description, or None when there is none."""
+    return TUNING_JOB.find(sm, name)
 
 
 def stop_tuning_job(sm: Any, name: str, log: Callable[[str], None] = print,
                     confirm_seconds: float = STOP_CONFIRM_SECONDS) -> str:
     """Stop tuning job ``name`` (SageMaker stops its running trials) unless it ended; wait briefly to see it
     Stopping. Returns what happened, for the message of the exception that made us stop it."""
-    status = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)["HyperParameterTuningJobStatus"]
-    if status in ENDED:
-        return f"tuning job {name} had already ended {status}"
-    if status != "Stopping":
-        log(f"stopping tuning job {name} ({status}) and its running trials")
-        sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-    deadline = time.monotonic() + confirm_seconds
-    while True:
-        status = sm.describe_hyper_parameter_tuning_job(
-            HyperParameterTuningJobName=name)["HyperParameterTuningJobStatus"]
-        if status in ("Stopping", *ENDED) or time.monotonic() >= deadline:
-            return f"stopped tuning job {name} (now {status})"
-        time.sleep(1.0)
+    return stop_job(sm, TUNING_JOB, name, log, confirm_seconds)
 
 
 def _wait(sm: Any, name: str, poll_seconds: float, timeout_seconds: float,
@@ -536,8 +515,8 @@ def _wait(sm: Any, name: str, poll_seconds: float, timeout_seconds: float,
     seen: tuple[Any, ...] = ()
     with stopped_if_abandoned(f"tuning job {name}", lambda: stop_tuning_job(sm, name, log), TuningJobFailed, log):
         while True:
-            desc = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-            status = desc["HyperParameterTuningJobStatus"]
+            desc = TUNING_JOB.describe(sm, name)
+            status = desc[TUNING_JOB.status_field]
             if status in ENDED:
                 return desc
             counters = desc.get("TrainingJobStatusCounters", {})
@@ -594,15 +573,4 @@ def adopt_training_job(sm: Any, job_name: str) -> TrainingResult:
     if desc["TrainingJobStatus"] != "Completed":
         raise TuningJobFailed(f"training job {job_name} is {desc['TrainingJobStatus']}, not Completed: it cannot "
                               "be adopted")
-    start, end = desc.get("TrainingStartTime"), desc.get("TrainingEndTime")
-    return TrainingResult(
-        job_name=job_name,
-        status="Completed",
-        model_artifacts=desc.get("ModelArtifacts", {}).get("S3ModelArtifacts", ""),
-        metrics={m["MetricName"]: float(m["Value"]) for m in desc.get("FinalMetricDataList", [])},
-        hyperparameters=dict(desc.get("HyperParameters", {})),
-        training_seconds=(end - start).total_seconds() if start and end else 0.0,
-        billable_seconds=desc.get("BillableTimeInSeconds"),
-        adopted=True,
-        image=desc["AlgorithmSpecification"]["TrainingImage"],
-    )
+    return training_result(desc, adopted=True)

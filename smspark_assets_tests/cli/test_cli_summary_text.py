@@ -99,3 +99,16 @@ def test_progress_lines() -> None:
 def test_one_line_takes_the_first_non_empty_line() -> None:
     assert one_line("\n\n  first  \nsecond") == "first"
     assert one_line("abcdef", width=5) == "ab..."
+
+
+def test_run_figures_are_not_multiplied_by_the_partitions() -> None:
+    """Metadata reported once for a range repeats on every partition: taken once. Per-day metadata: counts
+    summed, other values from the last day."""
+    from smspark_assets.demo import _merge_partitions
+
+    run_level = {"rows_read": 280_000, "rows_per_s": 5837.1}
+    assert _merge_partitions({"2026-11-01": run_level, "2026-11-02": dict(run_level)}) == run_level
+    per_day = {"2026-11-01": {"rows_scored": 19_960, "uri": "s3://b/dt=2026-11-01", "rows_per_s": 10.0},
+               "2026-11-02": {"rows_scored": 19_958, "uri": "s3://b/dt=2026-11-02", "rows_per_s": 12.0}}
+    assert _merge_partitions(per_day) == {"rows_scored": 39_918, "uri": "s3://b/dt=2026-11-02", "rows_per_s": 12.0}
+    assert _merge_partitions({None: {"test_auc": 0.8}}) == {"test_auc": 0.8}

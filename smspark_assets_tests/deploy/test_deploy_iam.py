@@ -117,6 +117,7 @@ RESOURCE_STAR_ALLOWED = {
     "ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "logs:DescribeLogGroups",
     "ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
     "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "sagemaker:ListTrainingJobs",
+    "sagemaker:ListModelPackages", "sagemaker:ListEndpoints", "cloudwatch:GetMetricData",
 }
 
 
@@ -201,6 +202,6 @@ def test_principal_map_names_roles_of_the_template(template: dict) -> None:
     settings = local_settings()
     assert settings.sagemaker_role_arn in PRINCIPAL_ROLES and settings.emr["execution_role_arn"] in PRINCIPAL_ROLES
     assert set(PRINCIPAL_ROLES.values()) <= set(template["Resources"])
-    assert {"s3", "sagemaker", "dynamodb", "emr-serverless", "glue", "athena", "logs"} == \
+    assert {"s3", "sagemaker", "dynamodb", "emr-serverless", "glue", "athena", "logs", "cloudwatch"} == \
         set(load_action_map()["iam_prefix"])
     assert "sagemaker:InvokeEndpoint" in allowed_actions(template, "OrchestratorRole", parameters(template))

@@ -10,6 +10,7 @@ import pytest
 from botocore.validate import validate_parameters
 
 from smspark_assets.assets.algorithm_models import AlgorithmEndpointConfig
+from smspark_assets.environment import rollout_bake_seconds
 from smspark_assets.assets.serving import EndpointConfig, endpoint_mode, endpoint_settings, rollout_settings
 from smspark_assets.sagemaker.alarms import AlarmSettings, alarm_requests
 from smspark_assets.sagemaker.endpoints import RolloutSettings
@@ -22,6 +23,20 @@ def _shape(service: str, operation: str):
     return boto3.client(service, region_name="us-east-1").meta.service_model.operation_model(operation).input_shape
 
 
+def test_rollout_bake_defaults_to_five_minutes_on_aws_and_is_checked(monkeypatch) -> None:
+    monkeypatch.delenv("SMSPARK_ROLLOUT_BAKE_SECONDS", raising=False)
+    monkeypatch.setenv("SMSPARK_ENV", "aws")
+    assert rollout_bake_seconds() == 300
+    monkeypatch.setenv("SMSPARK_ENV", "local")
+    assert rollout_bake_seconds() == 20
+    monkeypatch.setenv("SMSPARK_ROLLOUT_BAKE_SECONDS", "45")
+    assert rollout_bake_seconds() == 45
+    for bad in ("-1", "3601", "ten"):
+        monkeypatch.setenv("SMSPARK_ROLLOUT_BAKE_SECONDS", bad)
+        with pytest.raises(ValueError, match="0..3600"):
+            rollout_bake_seconds()
+
+
 def test_default_endpoint_config_is_a_canary_guarded_by_both_alarms() -> None:
     config = EndpointConfig()
     rollout = rollout_settings(config)
@@ -31,10 +46,11 @@ def test_default_endpoint_config_is_a_canary_guarded_by_both_alarms() -> None:
     validate_parameters({"EndpointName": "credit-default", "EndpointConfigName": "c",
                          "DeploymentConfig": deployment}, _shape("sagemaker", "UpdateEndpoint"))
     routing = deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    assert routing == {"Type": "CANARY", "WaitIntervalInSeconds": 300,
+    bake = rollout_bake_seconds()  # the environment's default: 20 s on the embedded stack, 300 s on AWS
+    assert routing == {"Type": "CANARY", "WaitIntervalInSeconds": bake,
                        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}
-    # two bakes of 300 s + 600 s margin
-    assert deployment["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] == 2 * 300 + 600
+    # two bakes + 600 s margin
+    assert deployment["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] == 2 * bake + 600
     assert deployment["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "credit-default-5xx-rate"},
                                                                   {"AlarmName": "credit-default-model-latency"}]}
     for alarm in alarms:
