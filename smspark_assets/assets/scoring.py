@@ -1,4 +1,5 @@
-"""Scoring: Spark sends every day's features through the live endpoint and writes the scored table."""
+"""Scoring: Spark sends every day's features through the live endpoint (without one: a transform job per
+day, `batch_scoring.py`) and writes the scored table."""
 
 
 from collections.abc import Iterator
@@ -7,6 +8,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from smspark_assets.assets.batch_scoring import score_days_with_transform_jobs
 from smspark_assets.assets.day_metadata import add_day_metadata, daily_check_spec, day_check_events, plain, run_range, table_schema
 from smspark_assets.assets.features import credit_features
 from smspark_assets.environment import region
@@ -53,25 +55,32 @@ def credit_scores(context: dg.AssetExecutionContext, config: ScoringConfig, cred
                   store: ObjectStoreResource) -> Iterator[dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation]:
     """Every application of the day with the model's `prediction` (probability of default), scored by
     Spark executors through the live endpoint in requests of at most 5 MiB; Parquet partitioned by `dt`,
-    registered as the catalog table `smspark.credit_scores` (Athena on AWS, DuckDB locally)."""
+    registered as the catalog table `smspark.credit_scores` (Athena on AWS, DuckDB locally). With endpoint
+    mode `none` there is no endpoint: each day is scored by a batch transform job of the same model, into
+    the same table."""
     if not 0 < config.max_payload_mb <= 5.0:
         raise dg.Failure(f"max_payload_mb={config.max_payload_mb} is not allowed: SageMaker takes requests "
                          "of more than 0 and at most 5 MiB")
     paths = layout()
     days = list(context.partition_keys)
-    invocation = spark.run(context, "score_endpoint", {
-        "features_prefix": paths.features,
-        "partitions": days,
-        "feature_columns": credit_default_endpoint.get("feature_columns"),
-        "endpoint_name": credit_default_endpoint["endpoint_name"],
-        "region": sagemaker.region_name or region(),
-        "output_prefix": paths.scores,
-        "max_payload_bytes": min(int(config.max_payload_mb * 1024 * 1024), MAX_PAYLOAD_BYTES),
-        "id_column": "application_id",
-        "model_name": credit_default_endpoint["model_name"],
-        "model_version": credit_default_endpoint.get("model_version"),
-    })
-    reported = {k: plain(v) for k, v in (invocation.get_materialize_result().metadata or {}).items()}
+    if credit_default_endpoint.get("endpoint_mode") == "none":  # no endpoint: a transform job per day
+        reported = score_days_with_transform_jobs(
+            sagemaker.sagemaker, store, days, credit_default_endpoint, paths.features, paths.scores,
+            sagemaker.instance_type, sagemaker.poll_seconds, log=context.log.info)
+    else:
+        invocation = spark.run(context, "score_endpoint", {
+            "features_prefix": paths.features,
+            "partitions": days,
+            "feature_columns": credit_default_endpoint.get("feature_columns"),
+            "endpoint_name": credit_default_endpoint["endpoint_name"],
+            "region": sagemaker.region_name or region(),
+            "output_prefix": paths.scores,
+            "max_payload_bytes": min(int(config.max_payload_mb * 1024 * 1024), MAX_PAYLOAD_BYTES),
+            "id_column": "application_id",
+            "model_name": credit_default_endpoint["model_name"],
+            "model_version": credit_default_endpoint.get("model_version"),
+        })
+        reported = {k: plain(v) for k, v in (invocation.get_materialize_result().metadata or {}).items()}
     scored_rows = {day: int((reported.get("rows_scored_by_dt") or {}).get(day, 0)) for day in days}
     schema = None
     for day in days:  # the first day with rows gives the table's columns (an empty day writes no file)
@@ -97,8 +106,9 @@ def credit_scores(context: dg.AssetExecutionContext, config: ScoringConfig, cred
         "scored_at": reported.get("scored_at"),
         "feature_columns": dg.MetadataValue.json(reported.get("feature_columns") or []),
         "table": f"{catalog.database}.{SCORES_TABLE}",
-        "endpoint_name": credit_default_endpoint["endpoint_name"],
+        "endpoint_name": credit_default_endpoint["endpoint_name"] or "none (batch transform)",
         "model_name": credit_default_endpoint["model_name"],
+        **({"transform_jobs": dg.MetadataValue.json(reported["transform_jobs"])} if "transform_jobs" in reported else {}),
         "dagster/column_schema": table_schema(schema, SCORE_COLUMN_DESCRIPTIONS),
     })
     yield from day_check_events(context, ALL_ROWS_SCORED, {
