@@ -55,16 +55,12 @@ def features_run(smspark_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     from smspark_assets.environment import default_bucket
     from smspark_assets.job_runs import code_location
     from smspark_assets.local import process
-    from smspark_assets_tests.stack_access import stack_credentials
+    from smspark_assets_tests.stack_access import sign_as_stack
 
     lines: list[str] = []
     try:
         landed, _ = land_demo_data(dt.date(2026, 11, 1), 2, 300, 7, default_bucket())
-        creds = stack_credentials(smspark_root)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["aws_access_key_id"])
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["aws_secret_access_key"])
-        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-        monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+        sign_as_stack(monkeypatch, smspark_root)
         with dg.instance_for_test() as instance:
             with code_location(instance) as location:
                 result = launch_stage(STAGES[0], instance, location,

@@ -39,13 +39,9 @@ def ran(local_stack: tuple[Path, str]) -> Iterator[dict[str, Any]]:
         mp.setenv("SMSPARK_ENV", "local")
         mp.setenv("SMSPARK_BUCKET", "dagster-ui")
         mp.delenv("SMSPARK_PARTITIONS_START", raising=False)
-        from smspark_assets_tests.stack_access import stack_client, stack_credentials
+        from smspark_assets_tests.stack_access import sign_as_stack, stack_client
 
-        creds = stack_credentials(root)
-        mp.setenv("AWS_ACCESS_KEY_ID", creds["aws_access_key_id"])
-        mp.setenv("AWS_SECRET_ACCESS_KEY", creds["aws_secret_access_key"])
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_SECURITY_TOKEN", raising=False)
+        sign_as_stack(mp, root)
         from smspark_assets.assets.raw import RAW_APPLICATIONS
         from smspark_assets.datasets.credit import write_day
         from smspark_assets.definitions import build_definitions

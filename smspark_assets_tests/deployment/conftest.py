@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "local"))
 
 from deployment_helpers import configure_guarded_algorithm, train_model  # noqa: E402
 
-from smspark_assets_tests.stack_access import stack_client, stack_credentials  # noqa: E402
+from smspark_assets_tests.stack_access import sign_as_stack, stack_client  # noqa: E402
 
 
 class GuardedStack:
@@ -43,11 +43,7 @@ def guarded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardedS
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SMSPARK_ROOT", str(root))
         mp.setenv("SMSPARK_ENV", "local")
-        creds = stack_credentials(root)
-        mp.setenv("AWS_ACCESS_KEY_ID", creds["aws_access_key_id"])
-        mp.setenv("AWS_SECRET_ACCESS_KEY", creds["aws_secret_access_key"])
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_SECURITY_TOKEN", raising=False)
+        sign_as_stack(mp, root)
         configure_guarded_algorithm(root)
         info = process.start(root)
         try:

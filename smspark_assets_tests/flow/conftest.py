@@ -16,17 +16,10 @@ RUN_CONFIGS = {"algorithms": {"ops": {"algorithm_endpoint_scores": {"config": {"
 def demo_flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("flow") / "smspark"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SMSPARK_ROOT", str(root))
-        mp.setenv("SMSPARK_ENV", "local")
-        mp.setenv("DAGSTER_HOME", str(root / "dagster"))
-        # Test clients sign with the stack's generated credentials (the resources read them themselves).
-        from smspark_assets_tests.stack_access import stack_credentials
+        from smspark_assets_tests.stack_access import use_local_stack
 
-        creds = stack_credentials(root)
-        mp.setenv("AWS_ACCESS_KEY_ID", creds["aws_access_key_id"])
-        mp.setenv("AWS_SECRET_ACCESS_KEY", creds["aws_secret_access_key"])
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_SECURITY_TOKEN", raising=False)
+        # Test clients sign with the stack's generated credentials (the resources read them themselves).
+        use_local_stack(mp, root)
         from smspark_assets.demo import run_demo
         from smspark_assets.local import process
 

@@ -32,17 +32,10 @@ ENDPOINT = {"rollout": "ALL_AT_ONCE", "rollout_wait_seconds": 0, "alarm_error_ra
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("lifecycle") / "smspark"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SMSPARK_ROOT", str(root))
-        mp.setenv("SMSPARK_ENV", "local")
-        mp.setenv("DAGSTER_HOME", str(root / "dagster"))
-        mp.delenv("SMSPARK_MODEL_APPROVAL", raising=False)
-        from smspark_assets_tests.stack_access import stack_credentials
+        from smspark_assets_tests.stack_access import use_local_stack
 
-        creds = stack_credentials(root)
-        mp.setenv("AWS_ACCESS_KEY_ID", creds["aws_access_key_id"])
-        mp.setenv("AWS_SECRET_ACCESS_KEY", creds["aws_secret_access_key"])
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_SECURITY_TOKEN", raising=False)
+        use_local_stack(mp, root)
+        mp.delenv("SMSPARK_MODEL_APPROVAL", raising=False)
         from smspark_assets.assets.features import credit_features
         from smspark_assets.assets.raw import RAW_APPLICATIONS
         from smspark_assets.demo import RANGE_END, RANGE_START, land_demo_data

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesEMRServerlessClient
 
-from smspark_assets_tests.stack_access import stack_credentials
+from smspark_assets_tests.stack_access import sign_as_stack
 
 from emr_test_helpers import BUCKET, ROLE, create_spark_app, put_object
 
@@ -32,11 +32,7 @@ def test_pipes_client_reports_metadata_and_forwards_logs(service: Any, monkeypat
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     # The client's default message reader builds boto3.client("logs"): point the SDK at the stack.
     monkeypatch.setenv("AWS_ENDPOINT_URL", service.url)
-    creds = stack_credentials(service.root)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["aws_access_key_id"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["aws_secret_access_key"])
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+    sign_as_stack(monkeypatch, service.root)
     emr = service.client("emr-serverless")
     app_id = create_spark_app(emr, "pipes")
     entry = put_object(service.root, "code/pipes_job.py", PIPES_SCRIPT)

@@ -40,18 +40,11 @@ def _write_drifted_day(store: Any, bucket: str, day: str) -> None:
 def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("drift") / "smspark"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SMSPARK_ROOT", str(root))
-        mp.setenv("SMSPARK_ENV", "local")
-        mp.setenv("DAGSTER_HOME", str(root / "dagster"))
+        from smspark_assets_tests.stack_access import use_local_stack
+
+        use_local_stack(mp, root)
         mp.delenv("SMSPARK_MODEL_APPROVAL", raising=False)
         mp.delenv("SMSPARK_RETRAIN_ON_DRIFT", raising=False)
-        from smspark_assets_tests.stack_access import stack_credentials
-
-        creds = stack_credentials(root)
-        mp.setenv("AWS_ACCESS_KEY_ID", creds["aws_access_key_id"])
-        mp.setenv("AWS_SECRET_ACCESS_KEY", creds["aws_secret_access_key"])
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_SECURITY_TOKEN", raising=False)
         # Capture files rotate every second here (a minute by default), so the check sees them at once.
         (root / "local").mkdir(parents=True, exist_ok=True)
         (root / "local" / "config.json").write_text(json.dumps({"capture_rotate_seconds": 1}))
