@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -41,3 +42,15 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory):
         yield root, info.url
     finally:
         process.stop(root)
+
+
+@pytest.fixture(autouse=True)
+def fresh_boto3_default_session() -> Iterator[None]:
+    """A ``boto3.client(...)`` without a session caches boto3's default session, and with it the
+    credentials found at that moment; a later test pointing the SDK at another stack would sign with them.
+    Every test starts and ends without one."""
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
+    yield
+    boto3.DEFAULT_SESSION = None
