@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.api import execute_run
@@ -92,4 +93,10 @@ def execute_job_run(run: dg.DagsterRun, instance: dg.DagsterInstance,
         instance.add_event_listener(run.run_id, on_event)
     if run.job_code_origin is None:
         raise ValueError(f"run {run.run_id} has no code origin to execute")
+    # Dagster keeps the last loaded job definition per process (an lru_cache on ReconstructableJob). The
+    # definitions' resources are built from the environment when loaded, so a run of the same job in a
+    # process whose environment has changed since (another stack root) would run against the old one:
+    # load the definitions afresh for every run.
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
     return execute_run(recon_job_from_origin(run.job_code_origin), run, instance, raise_on_error=False)

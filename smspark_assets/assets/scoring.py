@@ -18,6 +18,7 @@ from smspark_assets.resources.aws import SageMakerResource
 from smspark_assets.resources.catalog import CatalogResource, columns_of
 from smspark_assets.resources.spark import SparkJobRunner
 from smspark_assets.resources.storage import ObjectStoreResource
+from smspark_assets.sagemaker.endpoints import ensure_endpoint
 from smspark_assets.tables import parquet_rows
 
 SCORES_TABLE = "credit_scores"
@@ -63,11 +64,16 @@ def credit_scores(context: dg.AssetExecutionContext, config: ScoringConfig, cred
                          "of more than 0 and at most 5 MiB")
     paths = layout()
     days = list(context.partition_keys)
+    recreated = False
     if credit_default_endpoint.get("endpoint_mode") == "none":  # no endpoint: a transform job per day
         reported = score_days_with_transform_jobs(
             sagemaker.sagemaker, store, days, credit_default_endpoint, paths.features, paths.scores,
             sagemaker.instance_type, sagemaker.poll_seconds, log=context.log.info)
     else:
+        # An endpoint the idle reaper deleted is created again from the config its asset deployed.
+        recreated = bool(credit_default_endpoint.get("config_name")) and ensure_endpoint(
+            sagemaker.sagemaker, credit_default_endpoint["endpoint_name"], credit_default_endpoint["config_name"],
+            sagemaker.poll_seconds, {"asset": "credit_default_endpoint"}, context.log.info)
         invocation = spark.run(context, "score_endpoint", {
             "features_prefix": paths.features,
             "partitions": days,
@@ -109,6 +115,7 @@ def credit_scores(context: dg.AssetExecutionContext, config: ScoringConfig, cred
         "endpoint_name": credit_default_endpoint["endpoint_name"] or "none (batch transform)",
         "model_name": credit_default_endpoint["model_name"],
         **({"transform_jobs": dg.MetadataValue.json(reported["transform_jobs"])} if "transform_jobs" in reported else {}),
+        "recreated_endpoint": recreated,
         "dagster/column_schema": table_schema(schema, SCORE_COLUMN_DESCRIPTIONS),
     })
     yield from day_check_events(context, ALL_ROWS_SCORED, {
