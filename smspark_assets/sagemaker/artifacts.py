@@ -56,20 +56,25 @@ def model_file_kind(data: bytes) -> Literal["ndarray", "zip"]:
 
 def model_file_from_tar(tar_gz: bytes) -> bytes:
     """The bytes of ``model_algo-1`` inside a ``model.tar.gz`` (at the root, as SageMaker packs it)."""
+    return member_from_tar(tar_gz, MODEL_FILE, MAX_MODEL_FILE_BYTES, ArtifactError)
+
+
+def member_from_tar(tar_gz: bytes, name: str, max_bytes: int,
+                    error: type[ValueError] = ArtifactError) -> bytes:
+    """The bytes of the regular file ``name`` (at most ``max_bytes``) at the root of a ``model.tar.gz``;
+    anything else raises ``error`` saying what the archive holds."""
     try:
         with tarfile.open(fileobj=io.BytesIO(tar_gz), mode="r:gz") as tar:
-            member = next((m for m in tar.getmembers() if m.name.lstrip("./") == MODEL_FILE), None)
+            member = next((m for m in tar.getmembers() if m.name.lstrip("./") == name), None)
             if member is None:
-                raise ArtifactError(f"model.tar.gz holds no {MODEL_FILE} (members: "
-                                    f"{', '.join(tar.getnames()[:10]) or 'none'})")
-            if not member.isfile() or member.size > MAX_MODEL_FILE_BYTES:
-                raise ArtifactError(f"{MODEL_FILE} in model.tar.gz is not a regular file of at most "
-                                    f"{MAX_MODEL_FILE_BYTES} bytes")
+                raise error(f"model.tar.gz holds no {name} (members: {', '.join(tar.getnames()[:10]) or 'none'})")
+            if not member.isfile() or member.size > max_bytes:
+                raise error(f"{name} in model.tar.gz is not a regular file of at most {max_bytes} bytes")
             handle = tar.extractfile(member)
             assert handle is not None  # a regular file always has a handle
             return handle.read()
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArtifactError(f"model.tar.gz is not a readable gzip tar archive: {exc}") from exc
+        raise error(f"model.tar.gz is not a readable gzip tar archive: {exc}") from exc
 
 
 def _load_ndarray_file(data: bytes, algorithm: str) -> list[np.ndarray] | dict[str, np.ndarray]:

@@ -8,12 +8,12 @@ figures computed here equal the endpoint's answers for the same rows.
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 from typing import Sequence
 
 import numpy as np
+
+from smspark_assets.sagemaker.artifacts import member_from_tar
 
 MODEL_FILE = "xgboost-model"
 # A Booster file larger than this is not a model this project trains; refusing it bounds memory.
@@ -30,19 +30,7 @@ class XGBoostArtifactError(ValueError):
 
 def model_bytes_from_tar(tar_gz: bytes) -> bytes:
     """The bytes of ``xgboost-model`` inside ``model.tar.gz``."""
-    try:
-        with tarfile.open(fileobj=io.BytesIO(tar_gz), mode="r:gz") as tar:
-            member = next((m for m in tar.getmembers() if m.name.lstrip("./") == MODEL_FILE), None)
-            if member is None:
-                raise XGBoostArtifactError(f"model.tar.gz holds no {MODEL_FILE} (members: "
-                                           f"{', '.join(tar.getnames()[:10]) or 'none'})")
-            if not member.isfile() or member.size > MAX_MODEL_BYTES:
-                raise XGBoostArtifactError(f"{MODEL_FILE} is not a regular file of at most {MAX_MODEL_BYTES} bytes")
-            handle = tar.extractfile(member)
-            assert handle is not None  # a regular file always has one
-            return handle.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise XGBoostArtifactError(f"model.tar.gz is not a readable gzip tar archive: {exc}") from exc
+    return member_from_tar(tar_gz, MODEL_FILE, MAX_MODEL_BYTES, XGBoostArtifactError)
 
 
 class XGBoostModel:
