@@ -21,6 +21,8 @@ from typing import Any, Iterator, Mapping
 
 from botocore.exceptions import ClientError
 
+from smspark_assets.sagemaker.job_control import is_not_found
+
 APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
 APPROVAL_STATUSES = (APPROVED, REJECTED, PENDING)
 JOB_MARKER = "training job "
@@ -55,16 +57,12 @@ class ModelVersion:
                 "approval_status": self.approval_status}
 
 
-def _missing(exc: ClientError) -> bool:
-    return exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound")
-
-
 def ensure_group(sm: Any, group: str, description: str) -> str:
     """The ARN of model package group ``group``, created when it does not exist yet."""
     try:
         return sm.describe_model_package_group(ModelPackageGroupName=group)["ModelPackageGroupArn"]
     except ClientError as exc:
-        if not _missing(exc):
+        if not is_not_found(exc):
             raise
     try:
         return sm.create_model_package_group(ModelPackageGroupName=group,
@@ -103,7 +101,7 @@ def list_versions(sm: Any, group: str, approval_status: str | None = None) -> li
     try:
         versions = [_version(s) for s in _summaries(sm, group, approval_status)]
     except ClientError as exc:
-        if _missing(exc) and "does not exist" in str(exc):
+        if is_not_found(exc) and "does not exist" in str(exc):
             return []
         raise
     return sorted(versions, key=lambda v: v.version, reverse=True)
@@ -140,7 +138,7 @@ def describe_version(sm: Any, group: str, version: int | str) -> dict[str, Any]:
     try:
         return sm.describe_model_package(ModelPackageName=text)
     except ClientError as exc:
-        if _missing(exc):
+        if is_not_found(exc):
             raise RegistryError(f"no model package {text}: {exc}") from exc
         raise
 
@@ -216,7 +214,7 @@ def ensure_model_for_version(sm: Any, version: ModelVersion, role_arn: str,
         sm.describe_model(ModelName=name)
         return name, False
     except ClientError as exc:
-        if not _missing(exc):
+        if not is_not_found(exc):
             raise
     sm.create_model(ModelName=name, PrimaryContainer={"ModelPackageName": version.arn}, ExecutionRoleArn=role_arn,
                     **dict(extra_fields or {}))
