@@ -327,6 +327,11 @@ class TrainingRunner:
                 code = job.process.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
                 break
             except subprocess.TimeoutExpired:
+                if job.stop_requested.is_set():
+                    # StopTrainingJob may arrive between the last check and the spawn above, when stop()
+                    # found no process to signal: the worker is terminated here instead.
+                    self._terminate(job)
+                    continue
                 if time.monotonic() >= deadline:
                     timed_out = True
                     self._terminate(job)
