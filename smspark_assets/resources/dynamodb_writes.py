@@ -276,6 +276,25 @@ def write_items(client_factory: Callable[[], Any], table: str, items: Sequence[d
     return {"items": len(items), "batches": len(batches), "retries": retries}
 
 
+class WriteProgress:
+    """Logs how far a long write has got, at most every ``every_seconds`` (and when it ends), so a run's
+    log shows it moving instead of one line after minutes."""
+
+    def __init__(self, log: Any, table: str, total: int, every_seconds: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.log, self.table, self.total, self.every = log, table, total, every_seconds
+        self.clock = clock
+        self.started = self.last = clock()
+
+    def rows_done(self, done: int) -> None:
+        now = self.clock()
+        if done < self.total and now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        self.log.info(f"DynamoDB {self.table}: {done:,} of {self.total:,} rows written ({rate:,.0f} rows/s)")
+
+
 def day_index_name(attribute: str) -> str:
     """The name of the global secondary index on a day attribute (``dt`` -> ``dt-index``)."""
     return f"{attribute}-index"

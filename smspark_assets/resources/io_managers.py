@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 
 from smspark_assets.resources.aws import DynamoDBResource
 from smspark_assets.resources.dynamodb_writes import (KEYS_IN_MESSAGE, FrameStream, PartialWriteError,
-                                                      day_has_items, delete_stale_items, ensure_table,
-                                                      invalid_item_reasons, stored_days, to_attribute_values,
-                                                      write_items)
+                                                      WriteProgress, day_has_items, delete_stale_items,
+                                                      ensure_table, invalid_item_reasons, stored_days,
+                                                      to_attribute_values, write_items)
 from smspark_assets.resources.storage import ObjectStoreResource
 
 
@@ -102,7 +102,9 @@ class DynamoDBTableIOManager(dg.ConfigurableIOManager):
         plan = _check_stream(stream, table, key, day_attribute)
         client = self.dynamodb.dynamodb
         created = ensure_table(client, table, key, day_attribute=day_attribute)
-        factory = lambda: self.dynamodb.client("dynamodb")  # noqa: E731 - one client per worker thread
+        # One client per worker thread. The items were checked above (invalid_item_reasons) and DynamoDB
+        # checks every request again, so botocore's own check of each request is skipped.
+        factory = lambda: self.dynamodb.client("dynamodb", validate_parameters=False)  # noqa: E731
         # A day that held no items before this write has nothing to reconcile afterwards (one small
         # Query): a first write of a day never lists the day.
         days = list(context.asset_partition_keys) if day_attribute and context.has_asset_partitions else []
@@ -111,6 +113,7 @@ class DynamoDBTableIOManager(dg.ConfigurableIOManager):
         totals = {"items": 0, "batches": 0, "retries": 0}
         kept_for_later = 0
         position = 0
+        progress = WriteProgress(context.log, table, len(plan.keys))
         for frame in stream:
             first = position
             position += len(frame)
@@ -131,6 +134,7 @@ class DynamoDBTableIOManager(dg.ConfigurableIOManager):
                 raise PartialWriteError(f"output rows {first}..{position - 1} (rows before {first} were written): "
                                         f"{exc}", exc.unwritten_rows, exc.unwritten_keys) from exc
             totals = {k: totals[k] + stats[k] for k in totals}
+            progress.rows_done(position)
         stale = {"deleted": 0, "kept": 0}
         for day in to_reconcile:
             outcome = delete_stale_items(factory, table, key, str(day_attribute), day, plan.keys,

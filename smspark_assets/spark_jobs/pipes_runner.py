@@ -17,6 +17,10 @@ from typing import Any
 import numpy as np
 
 JobFn = Callable[..., dict[str, Any]]
+# How often a job on EMR Serverless uploads its buffered Pipes messages (logs, metadata) to S3: the
+# progress the Dagster run shows lags by at most this, and a job's end waits for its last upload.
+# dagster-pipes' default is 10 s; an upload happens only when there are messages, a few per job.
+MESSAGE_UPLOAD_SECONDS = 1.0
 
 
 def to_plain(value: Any) -> Any:
@@ -93,7 +97,8 @@ def open_pipes() -> Any:
     return open_dagster_pipes(
         params_loader=params_loader,
         context_loader=PipesS3ContextLoader(s3) if "bucket" in context_params else PipesDefaultContextLoader(),
-        message_writer=PipesS3MessageWriter(s3) if "bucket" in messages_params else PipesDefaultMessageWriter(),
+        message_writer=(PipesS3MessageWriter(s3, interval=MESSAGE_UPLOAD_SECONDS) if "bucket" in messages_params
+                        else PipesDefaultMessageWriter()),
     )
 
 

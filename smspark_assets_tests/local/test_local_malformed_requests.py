@@ -107,6 +107,24 @@ def test_malformed_dynamodb_requests_are_400_and_keep_the_connection(service) ->
     assert ddb.get_item(TableName="malformed", Key={"id": {"S": "a"}})["Item"] == {"id": {"S": "a"}}
 
 
+def test_a_bulk_writer_without_botocores_check_still_gets_the_stacks_refusal(service) -> None:
+    """The DynamoDB bulk writer skips botocore's client-side check: a request it would have refused
+    (a number where DynamoDB takes a string) must still be refused, by the stack, as DynamoDB would."""
+    from botocore.exceptions import ClientError, ParamValidationError
+
+    from smspark_assets.resources.aws import DynamoDBResource
+
+    resource = DynamoDBResource(local_stack_root=str(service.root))
+    request = {"scores": [{"PutRequest": {"Item": {"id": {"S": 5}}}}]}
+    with pytest.raises(ParamValidationError):  # botocore's own check, before anything is sent
+        resource.client("dynamodb").batch_write_item(RequestItems=request)
+    with pytest.raises(ClientError) as err:
+        resource.client("dynamodb", validate_parameters=False).batch_write_item(RequestItems=request)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert err.value.response["Error"]["Code"] == "SerializationException"
+    assert "RequestItems.scores[0].PutRequest.Item.id.S" in err.value.response["Error"]["Message"]
+
+
 def test_negative_content_length_is_answered_at_once(service) -> None:
     # Already answered before this change (in authentication): kept as a regression check.
     parts = urlsplit(service.url)

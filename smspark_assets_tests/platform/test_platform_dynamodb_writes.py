@@ -6,8 +6,8 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from smspark_assets.resources.dynamodb_writes import (UnprocessedItemsError, ensure_table, to_attribute_values,
-                                                      write_batch, write_items)
+from smspark_assets.resources.dynamodb_writes import (UnprocessedItemsError, WriteProgress, ensure_table,
+                                                      to_attribute_values, write_batch, write_items)
 
 
 def _items(n: int) -> list[dict]:
@@ -53,3 +53,24 @@ def test_bulk_write_lands_every_item_in_batches_of_25() -> None:
         assert stats == {"items": 260, "batches": 11, "retries": 0}
         assert client.scan(TableName="scores", Select="COUNT")["Count"] == 260
         assert client.get_item(TableName="scores", Key={"id": {"S": "a7"}})["Item"]["score"] == {"N": "0.7"}
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_write_progress_reports_at_most_every_interval_and_always_the_end() -> None:
+    now = [0.0]
+    log = _Log()
+    progress = WriteProgress(log, "scores", 100_000, every_seconds=10.0, clock=lambda: now[0])
+    for done, at in ((10_000, 4.0), (20_000, 8.0), (30_000, 12.0), (40_000, 15.0), (100_000, 16.0)):
+        now[0] = at
+        progress.rows_done(done)
+    # 4 s and 8 s are inside the first 10 s; 15 s is 3 s after the 12 s line; the end is always reported.
+    assert log.lines == ["DynamoDB scores: 30,000 of 100,000 rows written (2,500 rows/s)",
+                         "DynamoDB scores: 100,000 of 100,000 rows written (6,250 rows/s)"]
+
