@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 from botocore.exceptions import ClientError, WaiterError
 
 from smspark_assets.sagemaker.alarms import AlarmSettings, alarm_requests, alarms_in_alarm, put_alarms
-from smspark_assets.sagemaker.job_control import describe_or_none
+from smspark_assets.sagemaker.job_control import describe_or_none, waiter_config
 from smspark_assets.sagemaker.naming import endpoint_config_name
 
 VARIANT = "AllTraffic"
@@ -239,11 +239,9 @@ def _wait_in_service(sm, name: str, poll_seconds: float,
     of passing for success: SageMaker goes on creating or updating it, and the user must know.
     No API stops a creation or update in progress, so an interrupt is left to propagate as it is.
     """
-    delay = max(1, int(poll_seconds))
     try:
-        sm.get_waiter("endpoint_in_service").wait(
-            EndpointName=name,
-            WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout_seconds / delay))})
+        sm.get_waiter("endpoint_in_service").wait(EndpointName=name,
+                                                  WaiterConfig=waiter_config(poll_seconds, timeout_seconds))
     except WaiterError as exc:
         desc = sm.describe_endpoint(EndpointName=name)
         if desc["EndpointStatus"] != "Failed":  # Failed is a normal end: the caller reports FailureReason
@@ -261,8 +259,9 @@ def _tags(settings: EndpointSettings) -> list[dict[str, str]]:
 
 
 def _wait_deleted(sm, name: str, poll_seconds: float) -> None:
-    sm.get_waiter("endpoint_deleted").wait(
-        EndpointName=name, WaiterConfig={"Delay": max(1, int(poll_seconds)), "MaxAttempts": 1000})
+    # As long as the old fixed budget: 1,000 polls of at least a second.
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig=waiter_config(
+        poll_seconds, 1000 * max(1.0, poll_seconds)))
 
 
 def _guard(sm, cloudwatch: Any, endpoint_name: str, settings: EndpointSettings, rollout: RolloutSettings,

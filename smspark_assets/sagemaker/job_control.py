@@ -24,6 +24,8 @@ NOT_FOUND_CODES = ("ValidationException", "ResourceNotFound")
 # After Stop*, how long to wait to see the job Stopping (it says so within seconds).
 STOP_CONFIRM_SECONDS = 30.0
 STOP_POLL_SECONDS = 1.0
+# The shortest poll of a waiter.
+MIN_POLL_SECONDS = 0.1
 
 
 def is_not_found(exc: ClientError) -> bool:
@@ -85,6 +87,13 @@ def stop_job(sm: Any, kind: JobKind, name: str, log: Callable[[str], None] = pri
         time.sleep(STOP_POLL_SECONDS)
 
 
+def waiter_config(poll_seconds: float, timeout_seconds: float) -> dict[str, float]:
+    """A botocore ``WaiterConfig`` that polls every ``poll_seconds`` (at least 0.1: the embedded stack
+    answers in milliseconds, so sub-second polls end a short job's wait sooner) for ``timeout_seconds``."""
+    delay = max(MIN_POLL_SECONDS, float(poll_seconds))
+    return {"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout_seconds / delay))}
+
+
 def wait_until_ended(sm: Any, kind: JobKind, name: str, poll_seconds: float, timeout_seconds: float,
                      failure: Callable[[str], Exception], log: Callable[[str], None] = print) -> dict[str, Any]:
     """Wait with botocore's waiter until job ``name`` ends, and describe it.
@@ -95,12 +104,10 @@ def wait_until_ended(sm: Any, kind: JobKind, name: str, poll_seconds: float, tim
     """
     if kind.waiter is None:
         raise ValueError(f"botocore has no waiter for a {kind.label}: poll {kind.describe_call} instead")
-    delay = max(1, int(poll_seconds))
-    attempts = max(1, math.ceil(timeout_seconds / delay))
     with stopped_if_abandoned(f"{kind.label} {name}", lambda: stop_job(sm, kind, name, log), failure, log):
         try:
             sm.get_waiter(kind.waiter).wait(**{kind.name_field: name},
-                                            WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+                                            WaiterConfig=waiter_config(poll_seconds, timeout_seconds))
         except WaiterError as exc:
             # The waiter stops on Failed (a normal end, described below) but also when it gives up.
             desc = kind.describe(sm, name)
