@@ -9,7 +9,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from smspark_assets.assets.day_metadata import add_day_metadata, run_range, table_schema
@@ -18,7 +17,7 @@ from smspark_assets.environment import s3_uri
 from smspark_assets.layout import layout
 from smspark_assets.partitions import daily_partitions
 from smspark_assets.resources.catalog import CatalogResource, columns_of, publish_parquet_table
-from smspark_assets.resources.dynamodb_writes import STREAM_ROWS, FrameStream, invalid_item_reasons
+from smspark_assets.resources.dynamodb_writes import STREAM_ROWS, FrameStream, invalid_item_reasons, last_occurrence
 from smspark_assets.resources.storage import ObjectStoreResource
 
 LATEST_SCORES_TABLE = "credit_scores_latest"
@@ -121,13 +120,13 @@ def _item_schema(frame: pd.DataFrame) -> pa.Schema:
 
 def _items_by_day(ids_by_day: dict[str, pa.Array]) -> dict[str, int]:
     """Items each day hands to the writer: its valid ids that no later day of the run scores again."""
-    counts: dict[str, int] = {}
-    later = pa.array([], pa.string())
-    for day in reversed(list(ids_by_day)):
-        ids = pc.unique(ids_by_day[day])
-        counts[day] = len(ids) - int(pc.sum(pc.is_in(ids, value_set=later)).as_py() or 0)
-        later = pc.unique(pa.concat_arrays([later, ids]))
-    return {day: counts[day] for day in ids_by_day}
+    days = list(ids_by_day)
+    if not days:
+        return {}
+    # An id counts for the day of its last row: days are in order, so that is its latest day.
+    last = last_occurrence(pa.concat_arrays([ids_by_day[day] for day in days]))
+    bounds = np.cumsum([0] + [len(ids_by_day[day]) for day in days])
+    return {day: int(last[bounds[i]:bounds[i + 1]].sum()) for i, day in enumerate(days)}
 
 
 DYNAMODB_QUARANTINE_TABLE = "credit_scores_dynamodb_quarantine"

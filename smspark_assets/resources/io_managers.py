@@ -16,14 +16,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from smspark_assets.resources.aws import DynamoDBResource
 from smspark_assets.resources.dynamodb_writes import (KEYS_IN_MESSAGE, FrameStream, PartialWriteError,
                                                       WriteProgress, day_has_items, delete_stale_items,
-                                                      ensure_table, invalid_item_reasons, stored_days,
-                                                      to_attribute_values, write_items)
+                                                      ensure_table, invalid_item_reasons, last_occurrence,
+                                                      stored_days, to_attribute_values, write_items)
 from smspark_assets.resources.storage import ObjectStoreResource
 
 
@@ -195,16 +194,14 @@ def _check_stream(stream: FrameStream, table: str, key: str, day_attribute: str 
                          f"to {table}: {'; '.join(bad_rows)}{' ...' if bad_count > KEYS_IN_MESSAGE else ''}. "
                          f"Quarantine them first (see dynamodb_writes.invalid_item_reasons).")
     all_keys = pa.chunked_array(keys, type=pa.string()).combine_chunks()
-    duplicated = len(all_keys) - pc.count_distinct(all_keys).as_py()
+    last = last_occurrence(all_keys)
+    duplicated = len(all_keys) - int(last.sum())
     if not duplicated:
         return _WritePlan(all_keys, None)
     if not stream.later_rows_win:
         raise ValueError(f"{duplicated} rows share a {key!r} with another row; one item per key is allowed")
     # The last row of each key is written; the earlier ones are superseded (drop_duplicates keep="last").
-    last = pa.table({"k": all_keys, "i": pa.array(np.arange(len(all_keys)))}).group_by("k").aggregate([("i", "max")])
-    superseded = np.ones(len(all_keys), dtype=bool)
-    superseded[last.column("i_max").to_numpy()] = False
-    return _WritePlan(all_keys, superseded)
+    return _WritePlan(all_keys, ~last)
 
 
 def _plain(value: dict[str, Any]) -> Any:

@@ -7,7 +7,8 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from smspark_assets.resources.dynamodb_writes import (UnprocessedItemsError, WriteProgress, ensure_table,
-                                                      to_attribute_values, write_batch, write_items)
+                                                      last_occurrence, to_attribute_values, write_batch,
+                                                      write_items)
 
 
 def _items(n: int) -> list[dict]:
@@ -74,3 +75,15 @@ def test_write_progress_reports_at_most_every_interval_and_always_the_end() -> N
     assert log.lines == ["DynamoDB scores: 30,000 of 100,000 rows written (2,500 rows/s)",
                          "DynamoDB scores: 100,000 of 100,000 rows written (6,250 rows/s)"]
 
+
+
+@pytest.mark.parametrize("size,distinct", [(0, 1), (1, 1), (2, 1), (5_000, 40), (5_000, 5_000), (20_000, 7_000)])
+def test_last_occurrence_marks_what_pandas_keeps_as_the_last_duplicate(size: int, distinct: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(size + distinct)
+    keys = [f"k{v}" for v in rng.integers(0, distinct, size)]
+    expected = ~pd.Series(keys, dtype=object).duplicated(keep="last").to_numpy()
+    chunked = pa.chunked_array([pa.array(keys[:size // 3], pa.string()), pa.array(keys[size // 3:], pa.string())])
+    assert last_occurrence(chunked).tolist() == expected.tolist()
