@@ -104,6 +104,7 @@ def open_pipes() -> Any:
 
 def run_under_pipes(job: JobFn, app_name: str) -> None:
     """Open Pipes, run ``job`` in a session from :func:`~.session.get_session`, report its metadata."""
+    from smspark_assets.spark_jobs.progress import StageProgress
     from smspark_assets.spark_jobs.session import get_session
 
     with open_pipes() as pipes:
@@ -111,7 +112,10 @@ def run_under_pipes(job: JobFn, app_name: str) -> None:
         pipes.log.info(f"{app_name}: starting with params {sorted(params)}")
         spark = get_session(app_name)
         try:
-            metadata = job(spark, **params)
+            progress = StageProgress(spark.sparkContext.statusTracker(),
+                                     lambda line: pipes.log.info(f"{app_name}: {line}"))
+            with progress:
+                metadata = job(spark, **params)
         finally:
             # On EMR the application ends with the script anyway; locally this frees the JVM promptly.
             spark.stop()
