@@ -9,12 +9,15 @@ The tracker is Spark's public, read-only API; reading it costs a few py4j calls.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
 # How often running stages are looked at: often enough to show movement, rarely enough to stay quiet.
 PROGRESS_SECONDS = 5.0
+# A file path in a call site ("at /jobs/<run>/entry/0/prepare_features.py:52"): its folders are dropped.
+_PATH = re.compile(r"(/[^\s:]*/)([^/\s:]+)")
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,18 @@ def running_stages(tracker: Any) -> list[StageCounts]:
         info = tracker.getStageInfo(stage_id)
         if info is None:  # it ended between the two calls
             continue
-        counts.append(StageCounts(stage_id, str(info.name).split("\n", 1)[0][:80], int(info.numTasks),
+        counts.append(StageCounts(stage_id, stage_label(str(info.name)), int(info.numTasks),
                                   int(info.numCompletedTasks), int(info.numFailedTasks)))
     return counts
+
+
+def stage_label(name: str) -> str:
+    """A stage's call site as a reader wants it: ``collect at prepare_features.py:52``, without the job
+    folder's path; stages Spark runs for a query plan (names like ``$anonfun$...``) are "query stage"."""
+    first = name.split("\n", 1)[0]
+    if first.startswith("$anonfun"):
+        return "query stage"
+    return _PATH.sub(lambda m: m.group(2), first)[:80]
 
 
 class StageProgress:

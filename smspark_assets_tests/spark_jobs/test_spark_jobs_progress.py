@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from smspark_assets.spark_jobs.progress import StageProgress
+from smspark_assets.spark_jobs.progress import StageProgress, stage_label
 
 
 class ScriptedTracker:
@@ -41,6 +41,13 @@ def test_a_stage_is_logged_when_its_counts_change_and_only_then() -> None:
     assert lines == ["stage 2 (collect): 0 of 1 tasks",
                      "stage 7 (parquet at prepare_features.py:40): 3 of 40 tasks",
                      "stage 7 (parquet at prepare_features.py:40): 21 of 40 tasks, 1 failed"]
+
+
+def test_stage_labels_drop_the_job_folder_and_name_query_stages() -> None:
+    assert stage_label("collect at /srv/state/local/emr-jobs/00ab/entry/0/prepare_features.py:52\nmore") == (
+        "collect at prepare_features.py:52")
+    assert stage_label("$anonfun$withThreadLocalCaptured$1 at CompletableFuture.java:1768") == "query stage"
+    assert stage_label("count at NativeMethodAccessorImpl.java:0") == "count at NativeMethodAccessorImpl.java:0"
 
 
 @pytest.mark.integration
