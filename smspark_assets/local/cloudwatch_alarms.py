@@ -4,7 +4,9 @@ The evaluator is a pure function of the alarm, the metric's per-period statistic
 unit-tested without a stack. The rules (AWS guide "Using Amazon CloudWatch alarms", botocore's model):
 
 * the evaluation range is the ``EvaluationPeriods`` most recent periods, the current (still filling)
-  period included, periods aligned to multiples of ``Period`` as CloudWatch aligns them;
+  period included, periods aligned to multiples of ``Period`` as CloudWatch aligns them; the range of
+  the last complete periods can still raise ALARM (a breach at the very end of a period is evaluated
+  once the period is complete, as CloudWatch does), so an alarm stays in ALARM one period after it;
 * a datapoint breaches when ``<value> <ComparisonOperator> <Threshold>``; the alarm is ``ALARM`` when at
   least ``DatapointsToAlarm`` (default: ``EvaluationPeriods``) datapoints of the range breach;
 * missing datapoints per ``TreatMissingData``: ``breaching`` counts them as breaching, ``notBreaching``
@@ -104,8 +106,22 @@ def _stamp(epoch: float) -> str:
 def evaluate(alarm: dict[str, Any], periods: dict[int, Stat], now: float) -> tuple[str, str, str] | None:
     """The state the alarm should be in, with ``StateReason`` and ``StateReasonData``; ``None`` = keep.
 
-    ``periods`` maps period starts (aligned to ``alarm["Period"]``) to their statistic sets.
+    ``periods`` maps period starts (aligned to ``alarm["Period"]``) to their statistic sets. The range
+    ending with the current period decides, except that the range of the last complete periods still
+    raises ALARM: CloudWatch evaluates every period once it is complete, so a breach in the last moments
+    of a period is not lost when the first evaluation after it falls in the next, empty period.
     """
+    current = int(now) - int(now) % int(alarm["Period"])
+    outcome = _evaluate_range(alarm, periods, now, current)
+    if outcome is not None and outcome[0] == "ALARM":
+        return outcome
+    complete = _evaluate_range(alarm, periods, now, current - int(alarm["Period"]))
+    return complete if complete is not None and complete[0] == "ALARM" else outcome
+
+
+def _evaluate_range(alarm: dict[str, Any], periods: dict[int, Stat], now: float, newest: int
+                    ) -> tuple[str, str, str] | None:
+    """:func:`evaluate` over the ``EvaluationPeriods`` periods ending with the one starting at ``newest``."""
     period = int(alarm["Period"])
     count = int(alarm["EvaluationPeriods"])
     needed = int(alarm.get("DatapointsToAlarm") or count)
@@ -113,8 +129,7 @@ def evaluate(alarm: dict[str, Any], periods: dict[int, Stat], now: float) -> tup
     threshold = float(alarm["Threshold"])
     compare, words = OPERATORS[alarm["ComparisonOperator"]]
     treat = alarm.get("TreatMissingData") or "missing"
-    current = int(now) - int(now) % period
-    starts = [current - i * period for i in range(count)]  # newest first, as CloudWatch lists them
+    starts = [newest - i * period for i in range(count)]  # newest first, as CloudWatch lists them
     values: list[float | None] = []
     for start in starts:
         stat = periods.get(start)

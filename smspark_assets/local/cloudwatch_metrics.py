@@ -148,7 +148,8 @@ class CloudWatchApi:
         for alarm in alarms:
             period = int(alarm["Period"])
             key = (alarm["Namespace"], alarm["MetricName"], dimensions_key(alarm.get("Dimensions")))
-            start = now - now % period - (int(alarm["EvaluationPeriods"]) - 1) * period
+            # The current range and the range of complete periods before it (see evaluate).
+            start = now - now % period - int(alarm["EvaluationPeriods"]) * period
             outcome = evaluate(alarm, self.metrics.periods(key, start, now + 1, period), now)
             if outcome is not None:
                 self._set_state(alarm["AlarmName"], *outcome, now=now)

@@ -88,6 +88,18 @@ def test_only_the_evaluation_range_counts() -> None:
     assert state(alarm(TreatMissingData="missing"), old) == "INSUFFICIENT_DATA"
 
 
+def test_a_breach_at_the_end_of_a_period_alarms_once_the_period_is_complete() -> None:
+    """A datapoint in the last moments of a period, first evaluated in the next (empty) period, still
+    raises ALARM, as CloudWatch evaluates every completed period; one clean period later it is OK."""
+    one = alarm(EvaluationPeriods=1, TreatMissingData="notBreaching")
+    late = points(None, 7)  # nothing yet in the current period, 7 in the one that just ended
+    outcome = evaluate(one, late, NOW)
+    assert outcome is not None and outcome[0] == "ALARM" and "7.0" in outcome[1]
+    assert state(one, points(None, None, 7)) == "OK"  # two periods ago: out of both ranges
+    assert state(one, points(1, 7)) == "ALARM"  # the complete period breached; the filling one cannot undo it
+    assert state(alarm(TreatMissingData="missing"), points(None, 6, 6, 6)) == "ALARM"  # 3 complete periods
+
+
 def test_reason_names_the_datapoints_and_threshold() -> None:
     outcome = evaluate(alarm(EvaluationPeriods=1), points(7), NOW)
     assert outcome is not None
