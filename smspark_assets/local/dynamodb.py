@@ -150,9 +150,8 @@ class DynamoDBHost:
                 break  # the last record was cut short by a crash; it was never acknowledged
             meta = json.loads(data[offset + _RECORD.size:offset + _RECORD.size + meta_len])
             body = data[offset + _RECORD.size + meta_len:end]
-            headers = list(meta["headers"].items())
-            if not (meta["headers"].get("x-amz-target", "").endswith(".BatchWriteItem") and apply_puts(headers, body)):
-                self._call(meta["path"], meta["query"], headers, body)
+            action = meta["headers"].get("x-amz-target", "").rsplit(".", 1)[-1]
+            self._apply(action, meta["path"], meta["query"], list(meta["headers"].items()), body)
             offset, count = end, count + 1
         return count
 
@@ -204,6 +203,13 @@ class DynamoDBHost:
         out = b"".join(self._app(environ, start_response))
         return captured["status"], captured["headers"], out
 
+    def _apply(self, action: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes
+               ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One request applied to moto (the caller holds the lock): bulk puts skip moto's HTTP layer (a
+        third of its time); anything else, or any error, is moto's."""
+        answered = apply_puts(headers, body) if action == "BatchWriteItem" else None
+        return answered or self._call(path, query, headers, body)
+
     def handle(
         self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes, target: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -223,9 +229,7 @@ class DynamoDBHost:
                     return 200, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(
                         {"UnprocessedItems": held}).encode()
         with self._lock:
-            # Bulk puts skip moto's HTTP layer (a third of its time); anything else, or any error, is moto's.
-            answered = apply_puts(headers, body) if action == "BatchWriteItem" else None
-            status, response_headers, out = answered or self._call(path, query, headers, body)
+            status, response_headers, out = self._apply(action, path, query, headers, body)
             if held and status == 200:
                 answer = json.loads(out)
                 unprocessed = answer.setdefault("UnprocessedItems", {})
