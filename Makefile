@@ -4,10 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-# No pip self-upgrade or version check (a network round trip per install); wheels over source builds; no
-# byte-compiling of the ~16,000 installed modules (Python compiles what it imports, once): the install
-# takes half the time (measured: 119 s -> 61 s for `pip install -e .`, first import +4 s).
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --prefer-binary --no-compile
+# uv installs the project (the venv's pip only bootstraps uv): it resolves and installs the ~160 packages in
+# parallel, about half pip's time (measured on a fresh venv: pip 56 s with its cache warm, uv 31 s with an
+# empty cache). Like pip here, no byte-compiling (Python compiles what it imports, once).
+UV_VERSION := 0.13.8
+UV := $(BIN)/uv
+INSTALL := $(UV) pip install --python $(BIN)/python --quiet
 export DAGSTER_HOME ?= $(CURDIR)/.smspark/dagster
 
 # Demo size for `make run`; e.g. `make run DAYS=3 ROWS=5000`.
@@ -25,11 +27,12 @@ check-java:
 # `make run` / `make dev` need the package only; `make test` adds the test tools (pytest, cfn-lint, ...).
 $(STAMP): pyproject.toml setup.cfg
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e .
+	@test -x $(UV) || $(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(INSTALL) -e .
 	@touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) -e '.[dev]'
+	$(INSTALL) -e '.[dev]'
 	@touch $(DEV_STAMP)
 
 install: check-java $(STAMP)

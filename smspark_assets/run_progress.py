@@ -35,8 +35,10 @@ class ProgressPrinter:
     """An event listener (``instance.add_event_listener``) that passes compact progress lines to ``write``."""
 
     def __init__(self, write: Callable[[str], None] | None = None, *, clock: Callable[[], float] = time.monotonic,
-                 min_level: int = logging.INFO) -> None:
+                 min_level: int = logging.INFO, label: str = "") -> None:
         self._write = write or (lambda line: print(line, flush=True))
+        # Which run a line is about when two report at once (the demo's stage number).
+        self._label = f"[{label}]" if label else ""
         self._clock = clock
         self._started = clock()
         self._min_level = min_level
@@ -45,7 +47,7 @@ class ProgressPrinter:
         self.lines: list[str] = []
 
     def _emit(self, step: str | None, text: str) -> None:
-        prefix = f"  {self._clock() - self._started:6.1f}s  {step or 'run'}: "
+        prefix = f"  {self._label}{self._clock() - self._started:6.1f}s  {step or 'run'}: "
         line = prefix + one_line(text, LINE_WIDTH - len(prefix))
         self.lines.append(line)
         self._write(line)

@@ -41,7 +41,7 @@ def test_report_is_plain_rounded_and_says_what_to_do_next() -> None:
     from smspark_assets.demo import DemoReport, format_report
 
     report = DemoReport(days=["2026-11-01", "2026-11-02"], raw_written=40_000,
-                        seconds={"demo data": 1.234, "features": 61.25},
+                        seconds={"demo data": 1.234, "features": 61.25, "algorithms": 50.0}, wall_seconds=70.1,
                         runs={"features": ("daily_scoring_job", "2cee3ed6-aaaa-bbbb")})
     report.metadata = {
         "credit_default_model": {"validation_auc": 0.91234567, "model_name": "credit-default-v1",
@@ -58,6 +58,9 @@ def test_report_is_plain_rounded_and_says_what_to_do_next() -> None:
     assert "other algorithms     - algo-pca (PCA): variance 0.812" in text
     assert "dagster runs         daily_scoring_job 2cee3ed6 (features)" in text
     assert "40,000 raw rows newly landed" in text
+    # Stages that ran alongside others: their sum is more than the whole, which is shown too.
+    assert ("stage seconds        demo data 1.2, features 61.2, algorithms 50.0; 70.1 in all "
+            "(algorithms ran alongside the others)") in text
     tail = text.splitlines()[-4:]
     assert tail[0] == "next:" and tail[1].lstrip().startswith("make dev")
     assert 'smspark query "SHOW PARTITIONS credit_scores"' in tail[3]
