@@ -42,7 +42,7 @@ install-dev: check-java $(DEV_STAMP)
 run: install
 	$(BIN)/smspark run --days $(DAYS) --rows $(ROWS)
 
-# Two workers (pytest-xdist) on this project's 2-core machines: 14 min instead of 21 serially. Much of a
+# Two workers (pytest-xdist) on this project's 2-core machines: 14-18 min instead of about 21 serially. Much of a
 # test's time is waiting (a Spark job's start-up, training polls, alarm periods), so two overlap well.
 TEST_WORKERS ?= 2
 
