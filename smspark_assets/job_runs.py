@@ -144,7 +144,6 @@ class RunProcess:
         with open(log_path, "ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True)
-        self.started_at = time.monotonic()
         # When the child was seen to exit (the stage's end, even when it is waited for later).
         self.ended_at: float | None = None
         self._done = threading.Event()
