@@ -37,6 +37,9 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     "spark.sql.adaptive.enabled": "true",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
+    # Running tasks' metrics reach the driver with each heartbeat: the scoring job's rows-scored progress
+    # line moves every 2 s rather than every 10 s (a heartbeat is a small local RPC).
+    "spark.executor.heartbeatInterval": "2s",
 }
 
 

@@ -104,7 +104,7 @@ def open_pipes() -> Any:
 
 def run_under_pipes(job: JobFn, app_name: str) -> None:
     """Open Pipes, run ``job`` in a session from :func:`~.session.get_session`, report its metadata."""
-    from smspark_assets.spark_jobs.progress import StageProgress
+    from smspark_assets.spark_jobs.progress import StageProgress, live_node_rows
     from smspark_assets.spark_jobs.session import get_session
 
     with open_pipes() as pipes:
@@ -113,7 +113,8 @@ def run_under_pipes(job: JobFn, app_name: str) -> None:
         spark = get_session(app_name)
         try:
             progress = StageProgress(spark.sparkContext.statusTracker(),
-                                     lambda line: pipes.log.info(f"{app_name}: {line}"))
+                                     lambda line: pipes.log.info(f"{app_name}: {line}"),
+                                     node_rows=lambda node: live_node_rows(spark, node))
             with progress:
                 metadata = job(spark, **params)
         finally:

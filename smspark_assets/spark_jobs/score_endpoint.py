@@ -37,7 +37,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from smspark_assets.environment import region as default_region
-from smspark_assets.spark_jobs import storage
+from smspark_assets.spark_jobs import progress, storage
 from smspark_assets.spark_jobs.endpoint_client import MAX_PAYLOAD_BYTES, EndpointScorer, check_max_payload_bytes
 from smspark_assets.spark_jobs.prepare_features import ID_COLUMN
 from smspark_assets.spark_jobs.session import apply_runtime_conf
@@ -134,6 +134,9 @@ def score_endpoint(
                 names=[*keep, *SCORE_COLUMNS],
             )
 
+    # The scoring stage has a task per input split, a few for a day: its progress lines also count the
+    # rows the endpoint has answered so far (a Parquet count reads the files' footers only).
+    progress.count_rows(f"rows scored through {endpoint_name}", "MapInArrow", total=source.count())
     t0 = time.perf_counter()
     scored = source.mapInArrow(score_partition, out_schema)
     storage.replace_partitions(scored, output_prefix, parts, "parquet", sort_by=[id_column], run_id=run_id)

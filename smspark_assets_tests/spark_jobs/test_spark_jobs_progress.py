@@ -1,5 +1,6 @@
 """Progress lines of running Spark stages: the formatting and change detection on a scripted tracker, then
-a real local Spark job whose slow stage is reported while it runs."""
+a real local Spark job whose slow stage is reported while it runs, and whose rows are counted while a
+``mapInArrow`` node puts them out."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from smspark_assets.spark_jobs.progress import StageProgress, stage_label
+from smspark_assets.spark_jobs import progress as progress_module
+from smspark_assets.spark_jobs.progress import RowCount, StageProgress, count_rows, live_node_rows, stage_label
 
 
 class ScriptedTracker:
@@ -73,3 +75,73 @@ def test_a_real_slow_stage_is_reported_while_it_runs() -> None:
     assert len(lines) >= 2, lines
     assert all(" of 12 tasks" in line for line in lines), lines
     assert counts == sorted(counts) and counts[-1] > counts[0], lines
+
+
+@pytest.mark.timeout(30)
+def test_row_counts_are_logged_growing_and_only_for_the_running_job() -> None:
+    tracker, lines = ScriptedTracker(), []
+    figures = iter([None, 5_000, 5_000, 20_000, 15_000, 40_000])
+    progress = StageProgress(tracker, lines.append, node_rows=lambda node: next(figures))
+    count_rows("rows scored", "MapInArrow", total=40_000)  # no job's progress is running: ignored
+    assert progress.counts == []
+    with progress:
+        count_rows("rows scored", "MapInArrow", total=40_000)
+        assert progress.counts == [RowCount("rows scored", "MapInArrow", 40_000)]
+        for _ in range(6):
+            progress.report()
+    assert progress_module._current is None
+    # None (no such node yet), an unchanged figure and one lower than shown (a task's live figure being
+    # replaced by its final one) log nothing.
+    assert lines == ["rows scored: 5,000 of 40,000 (12%)", "rows scored: 20,000 of 40,000 (50%)",
+                     "rows scored: 40,000 of 40,000 (100%)"]
+    assert RowCount("rows", "Project").line(1234) == "rows: 1,234"
+
+
+@pytest.mark.timeout(30)
+def test_a_failing_row_reader_leaves_the_task_counts_going() -> None:
+    tracker, lines = ScriptedTracker(), []
+
+    def broken(node: str) -> int:
+        raise AttributeError("no statusStore on this Spark")
+
+    progress = StageProgress(tracker, lines.append, node_rows=broken)
+    progress.counts.append(RowCount("rows scored", "MapInArrow"))
+    tracker.stages = {1: ("save", 4, 1, 0)}
+    progress.report()
+    tracker.stages = {1: ("save", 4, 2, 0)}
+    progress.report()
+    assert lines == ["stage 1 (save): 1 of 4 tasks", "stage 1 (save): 2 of 4 tasks"]
+    assert progress.node_rows is None
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_rows_a_mapinarrow_node_puts_out_are_counted_while_it_runs(tmp_path: Any) -> None:
+    import pyarrow as pa
+
+    from smspark_assets.spark_jobs.session import local_session
+
+    spark = local_session("test_row_progress", cores="2", conf={
+        "spark.executor.heartbeatInterval": "500ms", "spark.sql.execution.arrow.maxRecordsPerBatch": "2000"})
+    try:
+        def slow(batches: Any) -> Any:
+            for batch in batches:
+                time.sleep(0.25)
+                yield pa.RecordBatch.from_arrays([batch.column(0)], names=["id"])
+
+        lines: list[str] = []
+        source = spark.range(0, 40_000, numPartitions=2)
+        # 20 batches of 2,000 rows a task, 0.25 s each: about 5 s for two tasks on 2 cores.
+        with StageProgress(spark.sparkContext.statusTracker(), lines.append, every_seconds=0.3,
+                           node_rows=lambda node: live_node_rows(spark, node)):
+            count_rows("rows out", "MapInArrow", total=40_000)
+            source.mapInArrow(slow, "id long").write.parquet(str(tmp_path / "out"))
+        written = spark.read.parquet(str(tmp_path / "out")).count()
+    finally:
+        spark.stop()
+    assert written == 40_000
+    rows = [int(line.split(": ")[1].split(" of ")[0].replace(",", "")) for line in lines if line.startswith("rows out")]
+    # Several figures while the tasks ran (not only one at the end), growing, in whole batches of 2,000.
+    assert len(rows) >= 3, lines
+    assert rows == sorted(rows) and rows[0] < 40_000, lines
+    assert all(r % 2_000 == 0 for r in rows), lines
