@@ -203,17 +203,19 @@ class DynamoDBHost:
         out = b"".join(self._app(environ, start_response))
         return captured["status"], captured["headers"], out
 
-    def _apply(self, action: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes
-               ) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _apply(self, action: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes,
+               doc: dict[str, Any] | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
         """One request applied to moto (the caller holds the lock): bulk puts skip moto's HTTP layer (a
-        third of its time); anything else, or any error, is moto's."""
-        answered = apply_puts(headers, body) if action == "BatchWriteItem" else None
+        third of its time); anything else, or any error, is moto's. ``doc`` is ``body`` already parsed."""
+        answered = apply_puts(headers, body, doc) if action == "BatchWriteItem" else None
         return answered or self._call(path, query, headers, body)
 
     def handle(
-        self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes, target: str
+        self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes, target: str,
+        doc: dict[str, Any] | None = None,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Answer one DynamoDB request (always a POST); returns ``(status, headers, body)``."""
+        """Answer one DynamoDB request (always a POST); returns ``(status, headers, body)``. ``doc``: the
+        body already parsed (the service parses it to check it), so that bulk puts do not parse it again."""
         action = target.rsplit(".", 1)[-1]
         writes = action not in _READ_ONLY
         if action in ("Query", "Scan"):
@@ -225,11 +227,12 @@ class DynamoDBHost:
             rate = self.unprocessed_rate()
             if rate > 0.0:
                 body, held = _hold_back(body, rate)
+                doc = None  # the body that is applied is no longer the one parsed
                 if body is None:  # every item held back: nothing to apply, nothing to journal
                     return 200, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(
                         {"UnprocessedItems": held}).encode()
         with self._lock:
-            status, response_headers, out = self._apply(action, path, query, headers, body)
+            status, response_headers, out = self._apply(action, path, query, headers, body, doc)
             if held and status == 200:
                 answer = json.loads(out)
                 unprocessed = answer.setdefault("UnprocessedItems", {})

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import zlib
 from typing import Any
 
@@ -51,41 +50,52 @@ def _account(headers: dict[str, str], access_key: str) -> str:
     return get_account_id_from(access_key)
 
 
-def apply_puts(headers: list[tuple[str, str]], body: bytes) -> tuple[int, list[tuple[str, str]], bytes] | None:
+def _key(item: dict[str, Any], names: tuple[str | None, ...]) -> tuple[Any, ...]:
+    """An item's primary key as a hashable value (``{"S": "a"}`` -> ``("S", "a")`` per key attribute)."""
+    return tuple(tuple(item[name].items()) if name and isinstance(item.get(name), dict) else None for name in names)
+
+
+def apply_puts(headers: list[tuple[str, str]], body: bytes, doc: dict[str, Any] | None = None
+               ) -> tuple[int, list[tuple[str, str]], bytes] | None:
     """Apply a ``BatchWriteItem`` of puts to moto's backend and answer it, or None to leave it to moto.
 
-    The caller holds the host's lock (moto is not thread-safe) and journals the request when it succeeds.
+    ``doc`` is ``body`` already parsed, when the caller has it. The caller holds the host's lock (moto is
+    not thread-safe) and journals the request when it succeeds.
     """
     from moto.dynamodb.models import dynamodb_backends
-    from moto.dynamodb.models.utilities import dynamo_json_dump
     from moto.dynamodb.responses import validate_put_has_empty_keys
 
     named = {k.lower(): v for k, v in headers}
     scope = _scope(named)
     if scope is None:
         return None
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return None
+    if doc is None:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return None
     if not isinstance(doc, dict) or not set(doc) <= _ALLOWED_MEMBERS or not isinstance(doc.get("RequestItems"), dict):
         return None
     access_key, region = scope
     backend = dynamodb_backends[_account(named, access_key)][region]
     puts: list[tuple[str, dict[str, Any]]] = []
+    keys: set[tuple[Any, ...]] = set()
     try:
         for table_name, requests in doc["RequestItems"].items():
             table = backend.tables.get(table_name)
             if table is None or not isinstance(requests, list):
                 return None
+            key_names = (table.hash_key_attr, table.range_key_attr)  # no range key: None
             for request in requests:
                 if not isinstance(request, dict) or list(request) != ["PutRequest"]:
                     return None
                 item = request["PutRequest"]["Item"]
                 validate_put_has_empty_keys(item, table, custom_error_msg=_EMPTY_KEY_MESSAGE)
                 puts.append((table_name, item))
-        dumped = [dynamo_json_dump(item) for _, item in puts]
-        if len(set(dumped)) != len(dumped):
+                keys.add((table_name, _key(item, key_names)))
+        # Two puts of one key (DynamoDB refuses the request whole): moto answers it. Items with distinct
+        # keys are distinct items, so comparing keys is enough (and costs far less than dumping items).
+        if len(keys) != len(puts):
             return None
         for table_name, item in puts:
             backend.put_item(table_name, item)
@@ -97,7 +107,7 @@ def apply_puts(headers: list[tuple[str, str]], body: bytes) -> tuple[int, list[t
                              for name in doc["RequestItems"]],
     }).encode()
     response_headers = [("Content-Type", "application/x-amz-json-1.0"), ("server", "amazon.com"),
-                        ("x-amzn-requestid", uuid.uuid4().hex),
+                        ("x-amzn-requestid", os.urandom(16).hex()),  # a uuid4's hex, without the object
                         # botocore checks this checksum on every DynamoDB answer
                         ("x-amz-crc32", str(zlib.crc32(answer) & 0xFFFFFFFF)),
                         ("Content-Length", str(len(answer)))]

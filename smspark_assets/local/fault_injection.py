@@ -15,6 +15,7 @@ The file is re-read when it changes (one ``stat`` per request), so a running sta
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class FaultConfig:
 
     def settings(self) -> FaultSettings:
         try:
-            mtime: int | None = self.path.stat().st_mtime_ns
+            mtime: int | None = os.stat(self.path).st_mtime_ns  # per request: os.stat, not Path.stat
         except OSError:
             mtime = None
         if mtime != self._mtime:

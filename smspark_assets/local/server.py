@@ -608,9 +608,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             # moto raises (and the connection used to drop) on a body that is not a JSON object of the
             # operation's types: answer DynamoDB's 400 first.
-            check_params("dynamodb", operation, _json_object(body))
+            doc = _json_object(body)
+            check_params("dynamodb", operation, doc)
             status, headers, out = self.server.service.dynamodb.handle(
-                "POST", path, query, list(self.headers.items()), body, target
+                "POST", path, query, list(self.headers.items()), body, target, doc
             )
         except ApiError as exc:
             self._error(exc, content_type)
@@ -624,13 +625,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(ApiError("ValidationException", f"invalid request for {operation}: "
                                  f"{type(exc).__name__}: {exc}"), content_type)
             return
-        self.send_response(status)
-        for key, value in headers:
-            if key.lower() not in ("content-length", "connection", "date", "server"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        # One write of head and body (a bulk load's answers are small and many).
+        extra = {key: value for key, value in headers
+                 if key.lower() not in ("content-length", "content-type", "connection", "date", "server")}
+        answered_as = next((value for key, value in headers if key.lower() == "content-type"), content_type)
+        write_response(self, status, out, answered_as, extra)
 
     def _invoke(self, endpoint: str) -> None:  # noqa: C901 - one answer per failure kind
         content_type = "application/json"

@@ -8,6 +8,7 @@ modest (an evaluation table), or streamed: the latest score per application for 
 
 
 import io
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -101,9 +102,13 @@ class DynamoDBTableIOManager(dg.ConfigurableIOManager):
         plan = _check_stream(stream, table, key, day_attribute)
         client = self.dynamodb.dynamodb
         created = ensure_table(client, table, key, day_attribute=day_attribute)
-        # One client per worker thread. The items were checked above (invalid_item_reasons) and DynamoDB
-        # checks every request again, so botocore's own check of each request is skipped.
-        factory = lambda: self.dynamodb.client("dynamodb", validate_parameters=False)  # noqa: E731
+        # One client per worker thread, made once for every frame of the stream (and reused, with their
+        # open connections, from one frame to the next). The items were checked above
+        # (invalid_item_reasons) and DynamoDB checks every request again, so botocore's own check of
+        # each request is skipped.
+        clients = itertools.cycle([self.dynamodb.client("dynamodb", validate_parameters=False)
+                                   for _ in range(self.threads)])
+        factory = lambda: next(clients)  # noqa: E731
         # A day that held no items before this write has nothing to reconcile afterwards (one small
         # Query): a first write of a day never lists the day.
         days = list(context.asset_partition_keys) if day_attribute and context.has_asset_partitions else []
