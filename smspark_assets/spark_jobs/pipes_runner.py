@@ -18,8 +18,8 @@ import numpy as np
 
 JobFn = Callable[..., dict[str, Any]]
 # How often a job on EMR Serverless uploads its buffered Pipes messages (logs, metadata) to S3: the
-# progress the Dagster run shows lags by at most this, and a job's end waits for its last upload.
-# dagster-pipes' default is 10 s; an upload happens only when there are messages, a few per job.
+# progress the Dagster run shows lags by at most this (plus the reader's poll). dagster-pipes' default is
+# 10 s; an upload happens only when there are messages, a few per job.
 MESSAGE_UPLOAD_SECONDS = 1.0
 
 
@@ -80,9 +80,10 @@ def open_pipes() -> Any:
         PipesDefaultMessageWriter,
         PipesEnvVarParamsLoader,
         PipesS3ContextLoader,
-        PipesS3MessageWriter,
         open_dagster_pipes,
     )
+
+    from smspark_assets.spark_jobs.pipes_writer import PromptS3MessageWriter
 
     params_loader = PipesEnvVarParamsLoader()
     if not params_loader.is_dagster_pipes_process():
@@ -97,7 +98,7 @@ def open_pipes() -> Any:
     return open_dagster_pipes(
         params_loader=params_loader,
         context_loader=PipesS3ContextLoader(s3) if "bucket" in context_params else PipesDefaultContextLoader(),
-        message_writer=(PipesS3MessageWriter(s3, interval=MESSAGE_UPLOAD_SECONDS) if "bucket" in messages_params
+        message_writer=(PromptS3MessageWriter(s3, interval=MESSAGE_UPLOAD_SECONDS) if "bucket" in messages_params
                         else PipesDefaultMessageWriter()),
     )
 

@@ -76,8 +76,9 @@ with open_pipes() as pipes:
 """
 
 
-def test_open_pipes_uses_s3_when_the_client_injects_through_a_bucket(tmp_path: Path) -> None:
-    """The EMR Serverless runner passes context and messages through S3; the jobs must follow (moto S3 here)."""
+def _run_through_s3(child: str, include_stdio: bool = False) -> dg.ExecuteInProcessResult:
+    """Run ``child`` (Python source) under Pipes with context and messages through S3 (moto S3 here), as
+    the EMR Serverless runner passes them."""
     import boto3
     from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
     from moto.server import ThreadedMotoServer
@@ -96,15 +97,47 @@ def test_open_pipes_uses_s3_when_the_client_injects_through_a_bucket(tmp_path: P
         def via_s3(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             client = dg.PipesSubprocessClient(
                 env={**creds, "AWS_ENDPOINT_URL_S3": url},
+                # With stdio in the messages, what reaches this process's stdout came through them only.
+                forward_stdio=not include_stdio,
                 context_injector=PipesS3ContextInjector(bucket="pipes", client=s3),
-                message_reader=PipesS3MessageReader(bucket="pipes", client=s3, interval=0.2),
+                message_reader=PipesS3MessageReader(bucket="pipes", client=s3, interval=0.2,
+                                                    include_stdio_in_messages=include_stdio),
             )
-            return client.run(command=[sys.executable, "-c", _S3_CHILD], context=context,
+            return client.run(command=[sys.executable, "-c", child], context=context,
                               extras={"params": {"n": 21}}).get_materialize_result()
 
-        result = dg.materialize([via_s3])
-        assert result.success
-        (mat,) = result.asset_materializations_for_node("via_s3")
-        assert mat.metadata["doubled"].value == 42
+        return dg.materialize([via_s3])
     finally:
         server.stop()
+
+
+def test_open_pipes_uses_s3_when_the_client_injects_through_a_bucket() -> None:
+    """The EMR Serverless runner passes context and messages through S3; the jobs must follow."""
+    result = _run_through_s3(_S3_CHILD)
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("via_s3")
+    assert mat.metadata["doubled"].value == 42
+
+
+_S3_CHATTY_CHILD = """
+import sys
+from smspark_assets.spark_jobs.pipes_runner import open_pipes
+with open_pipes() as pipes:
+    for i in range(300):
+        print(f"driver line {i} on stdout")
+    print("the driver's last words on stderr", file=sys.stderr)
+    pipes.report_asset_materialization(metadata={"doubled": pipes.get_extra("params")["n"] * 2})
+"""
+
+
+def test_a_drivers_stdout_and_stderr_reach_dagster_whole_when_captured(capfd: pytest.CaptureFixture[str]) -> None:
+    """With stdio in the messages (as the EMR runner asks), every line the driver printed up to its end
+    arrives, its last words included: the writer's shortened flush and polls lose nothing."""
+    result = _run_through_s3(_S3_CHATTY_CHILD, include_stdio=True)
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("via_s3")
+    assert mat.metadata["doubled"].value == 42
+    out, err = capfd.readouterr()
+    assert [line for line in out.splitlines() if line.startswith("driver line ")] == [
+        f"driver line {i} on stdout" for i in range(300)]
+    assert "the driver's last words on stderr" in err
