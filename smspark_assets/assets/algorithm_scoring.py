@@ -16,9 +16,10 @@ import time
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from scipy.stats import rankdata
 
 from smspark_assets.assets.algorithm_catalog import DemoModel
+# The platform's one AUC (rank-sum, ties at average ranks), named as the binary scores report it.
+from smspark_assets.model_quality import auc as roc_auc
 from smspark_assets.sagemaker.batching import BatchStats, transform
 from smspark_assets.sagemaker.deserializers import deserializer_for
 from smspark_assets.sagemaker.recordio import Sparse
@@ -45,16 +46,6 @@ def held_out_sample(channel_uri: str, rows: int, filesystem: Any = None) -> tupl
         features = column.to_dense()[:n]
     labels = decoded.label["values"].scalars()[:n] if "values" in decoded.label else None
     return features, labels
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve by the rank-sum formula (ties get average ranks)."""
-    positives = labels > 0.5
-    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _dense(features: Features) -> np.ndarray:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -74,8 +74,20 @@ def _load_kernels():
     return recordio_kernels
 
 
-# Module attribute (not a constant) so that tests can switch between the two paths.
-_kernels = _load_kernels()
+# The kernels module, None (the NumPy path), or _UNLOADED until first needed: importing numba costs
+# ~0.7 s, which every process that imports this module (the Spark workers scoring CSV, the model
+# servers, the Dagster processes) would pay whether or not it reads or writes RecordIO. A module
+# attribute (not a constant) so that tests can switch between the two paths.
+_UNLOADED: Any = object()
+_kernels: Any = _UNLOADED
+
+
+def _compiled() -> Any:
+    """The compiled kernels (imported on first use), or None for the NumPy path."""
+    global _kernels
+    if _kernels is _UNLOADED:
+        _kernels = _load_kernels()
+    return _kernels
 
 
 class RecordIOError(ValueError):
@@ -209,10 +221,11 @@ def _ragged_copy(dst: np.ndarray, dst_off: np.ndarray, src: np.ndarray, src_off:
     Rows are grouped by length (a counting sort) and each group moves with one gather and one scatter
     of whole rows (:func:`_rows_of_width`); with too many distinct lengths it falls back to byte indices.
     """
+    kernels = _compiled()
     lengths = np.asarray(lengths, dtype=_I64)
-    if _kernels is not None and dst.ndim == 1 and src.ndim == 1:
+    if kernels is not None and dst.ndim == 1 and src.ndim == 1:
         # One pass, no per-byte or per-row index arrays.
-        _kernels.ragged_copy(dst, np.asarray(dst_off, dtype=_I64), src, np.asarray(src_off, dtype=_I64),
+        kernels.ragged_copy(dst, np.asarray(dst_off, dtype=_I64), src, np.asarray(src_off, dtype=_I64),
                              lengths)
         return
     keep = lengths > 0
@@ -352,6 +365,7 @@ def _size_of_varint(values: Lengths) -> Lengths:
 
 def _tensor_pieces(n: int, tensor: TensorInput, what: str) -> tuple[int, list[_Piece]]:
     """The pieces of one ``*Tensor`` message body per record, and its Value oneof field number."""
+    kernels = _compiled()
     if isinstance(tensor, np.ndarray):
         tensor = Dense(tensor)
     pieces: list[_Piece] = []
@@ -411,9 +425,9 @@ def _tensor_pieces(n: int, tensor: TensorInput, what: str) -> tuple[int, list[_P
             # Keys below 16384 take one or two varint bytes: keep them as uint16 and write them straight
             # into the output (no intermediate byte stream).
             keys16 = indices.astype(np.uint16)
-            if _kernels is not None:
+            if kernels is not None:
                 key_bytes = np.empty(n, dtype=_I64)
-                _kernels.varint2_row_bytes(keys16, indptr, key_bytes)
+                kernels.varint2_row_bytes(keys16, indptr, key_bytes)
                 kpiece = _Piece("keys2", key_bytes, values=keys16, indptr=indptr)
                 pieces += [_const(b"\x12", present), _varint(key_bytes, present), kpiece]
                 shape = _varint_scalar(n_cols)
@@ -539,7 +553,8 @@ def _assemble(n: int, pieces: list[_Piece]) -> EncodedRecords:
 
 def _write_rows(out: np.ndarray, pos: np.ndarray, pieces: list[_Piece], n: int) -> None:
     """Write rows whose frames start at ``pos``, piece after piece (small pieces in runs)."""
-    if _kernels is not None:
+    kernels = _compiled()
+    if kernels is not None:
         for p in pieces:
             _write_compiled(out, pos, p, n)
             pos += p.lengths
@@ -564,20 +579,21 @@ _ALL_ROWS = np.empty(0, dtype=bool)
 
 def _write_compiled(out: np.ndarray, pos: np.ndarray, p: _Piece, n: int) -> None:
     """Write one piece for ``n`` rows with the compiled loops: one pass per piece, no row grouping."""
+    kernels = _compiled()
     present = _ALL_ROWS if p.present is None or p.present.all() else p.present
     if p.kind == "zeros":
         return  # the output starts zeroed
     if p.kind == "const":
         if p.data:
-            _kernels.write_const(out, pos, np.frombuffer(p.data, dtype=_U8), present)
+            kernels.write_const(out, pos, np.frombuffer(p.data, dtype=_U8), present)
     elif p.kind == "varint":
-        _kernels.write_varints(out, pos, np.asarray(p.values, dtype=_I64).view(np.uint64), present)
+        kernels.write_varints(out, pos, np.asarray(p.values, dtype=_I64).view(np.uint64), present)
     elif p.kind == "fixed32":
-        _kernels.write_fixed_rows(out, pos, np.ascontiguousarray(p.values, dtype="<u4").view(_U8), 4)
+        kernels.write_fixed_rows(out, pos, np.ascontiguousarray(p.values, dtype="<u4").view(_U8), 4)
     elif p.kind == "blob" and p.indptr is None:
         width = int(p.lengths)
         if width:
-            _kernels.write_fixed_rows(out, pos, np.ascontiguousarray(p.values).view(_U8).reshape(-1), width)
+            kernels.write_fixed_rows(out, pos, np.ascontiguousarray(p.values).view(_U8).reshape(-1), width)
     else:  # ragged pieces: blob with indptr, vblob, keys2
         _write_scattered(out, pos, p, n)
 
@@ -736,6 +752,7 @@ def _rows(present: np.ndarray | None, lengths: Lengths, n: int) -> np.ndarray | 
 
 
 def _write_scattered(out: np.ndarray, pos: np.ndarray, p: _Piece, n: int) -> None:
+    kernels = _compiled()
     rows = _rows(p.present, p.lengths, n)
     if rows is not None and rows.size == 0:
         return
@@ -766,9 +783,9 @@ def _write_scattered(out: np.ndarray, pos: np.ndarray, p: _Piece, n: int) -> Non
     elif p.kind == "blob":
         _write_blob(out, pos, p, n)
     elif p.kind == "keys2":
-        if _kernels is not None:
+        if kernels is not None:
             # Rows without keys write nothing, so every row's start can be passed as it is.
-            _kernels.write_keys2(out, pos, p.values, p.indptr)
+            kernels.write_keys2(out, pos, p.values, p.indptr)
             return
         two, kcsum = p.aux
         idx_dtype = np.int32 if out.size < 2**31 - 1 else _I64
@@ -1074,13 +1091,14 @@ def _gather_fixed(buf: np.ndarray, start: np.ndarray, length: np.ndarray, dtype:
 def _decode_packed(buf: np.ndarray, start: np.ndarray, length: np.ndarray, at: np.ndarray, what: str
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Values of the packed varint fields ``buf[start[i]:+length[i]]`` and the count per field."""
+    kernels = _compiled()
     start = np.asarray(start, dtype=_I64)
     length = np.asarray(length, dtype=_I64)
-    if _kernels is not None and start.size:
+    if kernels is not None and start.size:
         out = np.empty(int(length.sum()), dtype=np.uint64)
         counts = np.empty(start.size, dtype=_I64)
-        status, _, written = _kernels.decode_varint_segments(buf, start, length, out, counts)
-        if status == _kernels.VARINT_OK:
+        status, _, written = kernels.decode_varint_segments(buf, start, length, out, counts)
+        if status == kernels.VARINT_OK:
             return out[:written], counts
         # A corrupt field: the NumPy path below finds it again and raises with its offset.
     return _decode_varint_stream(_gather_bytes(buf, start, length), length, at, what)
@@ -1390,14 +1408,15 @@ def _decode_canonical(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) 
 
 
 def _canonical_head(buf: np.ndarray, p: np.ndarray, lim: np.ndarray, side: str) -> _EntryHead | None:
+    kernels = _compiled()
     n, size = p.size, buf.size
-    if _kernels is not None:
+    if kernels is not None:
         e_end = np.empty(n, dtype=_I64)
         has = np.empty((3, n), dtype=bool)
         f_start = np.empty((3, n), dtype=_I64)
         f_len = np.empty((3, n), dtype=_I64)
         tag = 0x0A if side == "features" else 0x12
-        ok, key_at, k0, t0 = _kernels.canonical_entries(
+        ok, key_at, k0, t0 = kernels.canonical_entries(
             buf, np.asarray(p, dtype=_I64), np.asarray(lim, dtype=_I64), tag, e_end, has, f_start, f_len)
         if not ok:
             return None
@@ -1451,6 +1470,7 @@ def _canonical_head(buf: np.ndarray, p: np.ndarray, lim: np.ndarray, side: str) 
 
 
 def _canonical_column(buf: np.ndarray, chunks: list[_EntryHead], n: int, what: str) -> TensorColumn | None:
+    kernels = _compiled()
     kind = chunks[0].kind
     dtype = _KIND_DTYPE[kind]
     item = dtype.itemsize
@@ -1478,12 +1498,12 @@ def _canonical_column(buf: np.ndarray, chunks: list[_EntryHead], n: int, what: s
         _ragged_copy(values[va:vb].view(_U8), np.cumsum(vl_h) - vl_h, buf, vs[vh], vl_h)
         if kh.any():
             ka, kb = int(key_offsets[row]), int(key_offsets[row + m])
-            if _kernels is not None:
+            if kernels is not None:
                 kc = np.empty(int(kh.sum()), dtype=_I64)
-                status, _, written = _kernels.decode_varint_segments(buf, ks[kh], kl[kh], keys[ka:kb], kc)
-                if status == _kernels.VARINT_CORRUPT:
+                status, _, written = kernels.decode_varint_segments(buf, ks[kh], kl[kh], keys[ka:kb], kc)
+                if status == kernels.VARINT_CORRUPT:
                     _decode_varint_stream(_gather_bytes(buf, ks[kh], kl[kh]), kl[kh], ks[kh], what)  # raises
-                if status != _kernels.VARINT_OK or written != kb - ka:
+                if status != kernels.VARINT_OK or written != kb - ka:
                     return None  # more keys than values: not the canonical layout
             else:
                 raw, kc = _decode_varint_stream(_gather_bytes(buf, ks[kh], kl[kh]), kl[kh], ks[kh], what)

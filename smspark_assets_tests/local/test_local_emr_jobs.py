@@ -54,6 +54,9 @@ from pyspark.sql import SparkSession
 spark = SparkSession.builder.getOrCreate()
 total = spark.range(0, 1000, numPartitions=1).selectExpr("sum(id) AS s").collect()[0]["s"]
 print(f"SPARK_TOTAL={total} master={spark.sparkContext.master}")
+jvm = spark.sparkContext._jvm
+flags = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+print(f"JIT={'-XX:TieredStopAtLevel=1' in flags} MARKER={jvm.java.lang.System.getProperty('smspark.marker')}")
 spark.stop()
 """
 
@@ -147,14 +150,17 @@ def test_cancel_stops_the_driver_process(service: Any, emr: Any, app_id: str, tm
 
 def test_real_pyspark_job(service: Any, emr: Any, app_id: str) -> None:
     entry = put_object(service.root, "code/spark.py", SPARK_SCRIPT)
-    run_id = _start(emr, app_id, entry, params="--conf spark.driver.memory=512m --conf spark.sql.shuffle.partitions=1",
+    # The run's own -D option joins the service's C1-only flag (emr_runner.DRIVER_JAVA_FLAGS).
+    run_id = _start(emr, app_id, entry, params="--conf spark.driver.memory=512m --conf spark.sql.shuffle.partitions=1 "
+                    "--conf spark.driver.extraJavaOptions=-Dsmspark.marker=42",
                     configurationOverrides={"monitoringConfiguration": {
                         "s3MonitoringConfiguration": {"logUri": f"s3://{BUCKET}/spark-logs"}}})
     run = wait_for_state(emr, app_id, run_id, timeout=100)
     assert run["state"] == "SUCCESS", run["stateDetails"]
     stdout = service.root / "s3" / BUCKET / "spark-logs" / "applications" / app_id / "jobs" / run_id / "SPARK_DRIVER"
-    assert f"SPARK_TOTAL={sum(range(1000))} master=local[*]" in gzip.decompress(
-        (stdout / "stdout.gz").read_bytes()).decode()
+    printed = gzip.decompress((stdout / "stdout.gz").read_bytes()).decode()
+    assert f"SPARK_TOTAL={sum(range(1000))} master=local[*]" in printed
+    assert "JIT=True MARKER=42" in printed
 
 
 def test_unknown_application_is_resource_not_found(emr: Any) -> None:

@@ -56,7 +56,7 @@ def _assert_columns_equal(a: recordio.DecodedRecords, b: recordio.DecodedRecords
 
 @pytest.mark.skipif(os.environ.get("SMSPARK_RECORDIO_NUMBA") == "0", reason="compiled loops switched off")
 def test_kernels_are_used_when_numba_is_present() -> None:
-    assert recordio._kernels is kernels
+    assert recordio._compiled() is kernels
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
