@@ -82,6 +82,11 @@ class RowCount:
 _current: "StageProgress | None" = None
 
 
+def active() -> bool:
+    """Whether a job's progress is being reported in this process (so a figure for it is worth computing)."""
+    return _current is not None
+
+
 def count_rows(label: str, node: str, total: int | None = None) -> None:
     """Have the progress lines of the running job say how many rows ``node`` has put out so far, out of
     ``total`` when known. Outside a job's progress (a test calling the job function) it does nothing."""

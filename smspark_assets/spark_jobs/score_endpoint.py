@@ -136,7 +136,8 @@ def score_endpoint(
 
     # The scoring stage has a task per input split, a few for a day: its progress lines also count the
     # rows the endpoint has answered so far (a Parquet count reads the files' footers only).
-    progress.count_rows(f"rows scored through {endpoint_name}", "MapInArrow", total=source.count())
+    if progress.active():
+        progress.count_rows(f"rows scored through {endpoint_name}", "MapInArrow", total=source.count())
     t0 = time.perf_counter()
     scored = source.mapInArrow(score_partition, out_schema)
     storage.replace_partitions(scored, output_prefix, parts, "parquet", sort_by=[id_column], run_id=run_id)

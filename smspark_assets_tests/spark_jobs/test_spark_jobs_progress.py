@@ -83,8 +83,9 @@ def test_row_counts_are_logged_growing_and_only_for_the_running_job() -> None:
     figures = iter([None, 5_000, 5_000, 20_000, 15_000, 40_000])
     progress = StageProgress(tracker, lines.append, node_rows=lambda node: next(figures))
     count_rows("rows scored", "MapInArrow", total=40_000)  # no job's progress is running: ignored
-    assert progress.counts == []
+    assert progress.counts == [] and not progress_module.active()
     with progress:
+        assert progress_module.active()
         count_rows("rows scored", "MapInArrow", total=40_000)
         assert progress.counts == [RowCount("rows scored", "MapInArrow", 40_000)]
         for _ in range(6):
