@@ -120,15 +120,24 @@ def test_a_failing_row_reader_leaves_the_task_counts_going() -> None:
 def test_rows_a_mapinarrow_node_puts_out_are_counted_while_it_runs(tmp_path: Any) -> None:
     import pyarrow as pa
 
+    from pyspark import SparkContext
+
     from smspark_assets.spark_jobs.session import local_session
 
+    # The heartbeat interval is fixed when a context starts: a context an earlier test module left in this
+    # process would keep its 10 s, and the figures would arrive too rarely to be seen growing.
+    if SparkContext._active_spark_context is not None:  # noqa: SLF001 - pyspark's record of the live context
+        SparkContext._active_spark_context.stop()  # noqa: SLF001
     spark = local_session("test_row_progress", cores="2", conf={
         "spark.executor.heartbeatInterval": "500ms", "spark.sql.execution.arrow.maxRecordsPerBatch": "2000"})
     try:
         def slow(batches: Any) -> Any:
             for batch in batches:
                 time.sleep(0.25)
-                yield pa.RecordBatch.from_arrays([batch.column(0)], names=["id"])
+                # ~130 KB a batch: the worker's 64 KB output buffer passes each batch on as it is made (the
+                # scoring job's batches of 10,000 rows are larger still), so the count moves batch by batch.
+                pad = pa.array(["x" * 64] * batch.num_rows)
+                yield pa.RecordBatch.from_arrays([batch.column(0), pad], names=["id", "pad"])
 
         lines: list[str] = []
         source = spark.range(0, 40_000, numPartitions=2)
@@ -136,11 +145,12 @@ def test_rows_a_mapinarrow_node_puts_out_are_counted_while_it_runs(tmp_path: Any
         with StageProgress(spark.sparkContext.statusTracker(), lines.append, every_seconds=0.3,
                            node_rows=lambda node: live_node_rows(spark, node)):
             count_rows("rows out", "MapInArrow", total=40_000)
-            source.mapInArrow(slow, "id long").write.parquet(str(tmp_path / "out"))
+            source.mapInArrow(slow, "id long, pad string").write.parquet(str(tmp_path / "out"))
+        heartbeat = spark.sparkContext.getConf().get("spark.executor.heartbeatInterval")
         written = spark.read.parquet(str(tmp_path / "out")).count()
     finally:
         spark.stop()
-    assert written == 40_000
+    assert written == 40_000 and heartbeat == "500ms"
     rows = [int(line.split(": ")[1].split(" of ")[0].replace(",", "")) for line in lines if line.startswith("rows out")]
     # Several figures while the tasks ran (not only one at the end), growing, in whole batches of 2,000.
     assert len(rows) >= 3, lines
